@@ -1,0 +1,1 @@
+"""Pure matching rules: facts in, report out. Nothing here does I/O."""

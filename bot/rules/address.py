@@ -1,0 +1,74 @@
+"""Mailbox address parsing and the comparisons RULES.md relies on."""
+
+from __future__ import annotations
+
+import re
+
+from bot.errors import InvalidInput
+
+MAX_ADDRESS_LENGTH = 254
+_LOCAL_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LOCAL = re.compile(rf"^{_LOCAL_ATOM}(?:\.{_LOCAL_ATOM})*$")
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def parse_address(text: str) -> str:
+    """Validate a mailbox address as typed and return it stripped of surrounding blanks.
+
+    Only the dot-atom form is accepted (no quoted local parts, no comments, no IP literals):
+    that is what Exchange and Entra ID accept as an SMTP address.
+
+    Raises:
+        InvalidInput: with a message that says what is wrong.
+    """
+    value = text.strip()
+    if not value:
+        raise InvalidInput("no address given: type a mailbox address such as jane@contoso.com")
+    if _CONTROL.search(value):
+        raise InvalidInput("the address contains control characters")
+    shown = value if len(value) <= 80 else value[:77] + "..."
+    if len(value) > MAX_ADDRESS_LENGTH:
+        raise InvalidInput(
+            f"the address is {len(value)} characters long; at most {MAX_ADDRESS_LENGTH} are allowed"
+        )
+    if value.count("@") != 1:
+        raise InvalidInput(f"{shown!r} is not a mailbox address: it must contain exactly one '@'")
+    local, domain = value.split("@")
+    if not local or len(local) > 64 or not _LOCAL.match(local):
+        raise InvalidInput(f"{shown!r} is not a mailbox address: the part before '@' is not valid")
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(_LABEL.match(label) for label in labels) or labels[-1].isdigit():
+        raise InvalidInput(
+            f"{shown!r} is not a mailbox address: {domain!r} is not a valid domain name"
+        )
+    return value
+
+
+def same_address(a: str | None, b: str | None) -> bool:
+    """Case-insensitive address equality, as both directories compare addresses."""
+    return a is not None and b is not None and a.casefold() == b.casefold()
+
+
+def domain_of(address: str) -> str:
+    """The domain part of an address, lower-cased."""
+    return address.rsplit("@", 1)[-1].lower()
+
+
+def primary_smtp(proxy_addresses: tuple[str, ...], mail: str | None) -> str | None:
+    """The primary SMTP address: the uppercase ``SMTP:`` value, else ``mail`` (KB 3190357).
+
+    Addresses in ``*.onmicrosoft.com`` are not used as a primary by sync, so ``mail`` in that
+    domain does not count.
+    """
+    for value in proxy_addresses:
+        if value.startswith("SMTP:"):
+            return value[5:]
+    if mail and not domain_of(mail).endswith(".onmicrosoft.com"):
+        return mail
+    return None
+
+
+def smtp_addresses(proxy_addresses: tuple[str, ...]) -> tuple[str, ...]:
+    """Every SMTP address (primary and secondary) in a proxyAddresses list."""
+    return tuple(v[5:] for v in proxy_addresses if v[:5].lower() == "smtp:")
