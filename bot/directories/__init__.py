@@ -1,0 +1,1 @@
+"""Directory adapters: Active Directory (ldap3), Entra ID (msal + httpx) and the demo data."""

@@ -1,0 +1,7 @@
+"""Shared test configuration: the real test servers are fixtures in tests/support."""
+
+pytest_plugins = [
+    "tests.support.samba",
+    "tests.support.graph",
+    "tests.support.postgres",
+]

@@ -1,0 +1,1 @@
+"""Fixtures for the graph test server (filled in by its adapter's work)."""
