@@ -143,7 +143,10 @@ class Settings(BaseSettings):
         """Raise ConfigurationError naming every variable in ``names`` that is not set."""
         missing = [name.upper() for name in names if getattr(self, name) in (None, "", ())]
         if missing:
-            raise ConfigurationError(f"missing setting(s): {', '.join(missing)}")
+            raise ConfigurationError(
+                f"missing setting(s): {', '.join(missing)} (set them in the environment or "
+                ".env, see .env.example; or try the embedded sample directories with --demo)"
+            )
 
     def require_directories(self) -> None:
         """Check that both directories are configured, naming what to set."""
