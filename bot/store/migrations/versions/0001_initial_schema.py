@@ -10,6 +10,8 @@ creating exactly what it created on the day it shipped, whatever the models look
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
@@ -23,7 +25,7 @@ _JSON = sa.JSON().with_variant(JSONB(), "postgresql")
 _BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
-def _ts(name: str, *, nullable: bool = False) -> sa.Column[sa.DateTime]:
+def _ts(name: str, *, nullable: bool = False) -> sa.Column[datetime]:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 
