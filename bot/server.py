@@ -1,0 +1,181 @@
+"""`smtpmatch serve`: build the bot from Settings and run it (HTTP or Socket Mode)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+)
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.compose import build_directories
+from bot.services.check import Directories
+from bot.services.requests import RequestServices, expire_requests
+from bot.settings import Settings, load_settings
+from bot.store.repository import Store
+
+log = logging.getLogger("smtpmatch")
+
+
+def build_web_client(settings: Settings) -> WebClient:
+    """A Web API client on ``SLACK_API_URL`` that retries on 429 (honouring Retry-After)."""
+    settings.require("slack_bot_token")
+    assert settings.slack_bot_token is not None
+    client = WebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        timeout=10,
+    )
+    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=3))
+    client.retry_handlers.append(ConnectionErrorRetryHandler(max_retry_count=2))
+    return client
+
+
+@dataclass
+class Bot:
+    """A built bot: the Bolt app, its services and its background jobs."""
+
+    app: App
+    services: RequestServices
+    settings: Settings
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def start_background(self) -> None:
+        """Start the expiry sweep (and, later, the sync watcher)."""
+        thread = threading.Thread(target=self._sweep_expired, name="expiry", daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def _sweep_expired(self) -> None:
+        from handlers.actions import refresh_approval_message
+
+        while not self.stop_event.wait(30):
+            try:
+                for request in expire_requests(self.services):
+                    refresh_approval_message(self.app.client, request)
+            except Exception:  # a sweep fault must not kill the bot; it is logged and retried
+                log.exception("expiry sweep failed; retrying in 30 s")
+
+    def stop(self) -> None:
+        """Stop the background jobs."""
+        self.stop_event.set()
+        for thread in self.threads:
+            thread.join(timeout=5)
+
+
+def build_bot(
+    settings: Settings,
+    *,
+    directories: Directories | None = None,
+    demo: bool = False,
+    store: Store | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Bot:
+    """The composition root of the Slack bot.
+
+    Args:
+        settings: loaded settings (Slack tokens are required).
+        directories: ports to use instead of the ones Settings describe (tests).
+        demo: use the embedded demo directories.
+        store: a store to use instead of ``SMTPMATCH_DATABASE_URL`` (tests).
+    """
+    from handlers import register
+    from handlers.context import BotContext
+
+    settings.require("slack_bot_token", "slack_signing_secret")
+    assert settings.slack_signing_secret is not None
+    dirs = directories or build_directories(settings, demo=demo)
+    if store is None:
+        store = Store(settings.smtpmatch_database_url)
+        store.migrate()
+    services = RequestServices(
+        dirs=dirs,
+        store=store,
+        approvers=settings.smtpmatch_approvers,
+        ttl=timedelta(hours=settings.smtpmatch_request_ttl_hours),
+    )
+    if clock is not None:
+        services.clock = clock
+    client = build_web_client(settings)
+    app = App(
+        client=client,
+        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        # auth.test at start-up would make start-up depend on Slack being reachable.
+        token_verification_enabled=False,
+    )
+    register(
+        app,
+        BotContext(
+            services=services,
+            approval_channel=settings.smtpmatch_approval_channel,
+            notify_channel=settings.smtpmatch_notify_channel,
+        ),
+    )
+    return Bot(app=app, services=services, settings=settings)
+
+
+def build_http_app(bot: Bot) -> Starlette:
+    """``POST /slack/events`` (commands, interactivity, events) and ``GET /healthz``."""
+    from slack_bolt.adapter.starlette import SlackRequestHandler
+
+    handler = SlackRequestHandler(bot.app)
+
+    async def events(request: Request) -> Response:
+        return await handler.handle(request)
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(
+        routes=[
+            Route("/slack/events", events, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )
+
+
+def serve(*, http: bool, port: int, demo: bool) -> int:
+    """Run the bot until interrupted. Socket Mode when SLACK_APP_TOKEN is set and not --http."""
+    logging.getLogger().setLevel(logging.INFO)
+    settings = load_settings()
+    bot = build_bot(settings, demo=demo)
+    bot.start_background()
+    try:
+        if settings.slack_app_token is not None and not http:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            log.info("smtpmatch serving in Socket Mode%s", " (demo directories)" if demo else "")
+            _serve_health_in_background(port)
+            SocketModeHandler(bot.app, settings.slack_app_token.get_secret_value()).start()  # type: ignore[no-untyped-call]
+        else:
+            import uvicorn
+
+            log.info("smtpmatch serving HTTP on port %d%s", port, " (demo)" if demo else "")
+            uvicorn.run(build_http_app(bot), host="0.0.0.0", port=port, log_level="warning")  # noqa: S104
+    finally:
+        bot.stop()
+    return 0
+
+
+def _serve_health_in_background(port: int) -> None:
+    """In Socket Mode there is no inbound HTTP, but the container healthcheck still needs one."""
+    import uvicorn
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok", "mode": "socket"})
+
+    app = Starlette(routes=[Route("/healthz", healthz, methods=["GET"])])
+    config = uvicorn.Config(app, host="0.0.0.0", port=port, log_level="warning")  # noqa: S104
+    threading.Thread(target=uvicorn.Server(config).run, name="healthz", daemon=True).start()

@@ -1,0 +1,389 @@
+"""Use cases around a match request: ask for approval, decide, apply, revert, expire.
+
+State changes are compare-and-set in the store, so a double click or two approvers clicking at
+once act once. The directory write happens only after approval, after a fresh re-check whose
+verdict is still ``eligible`` with the very plan the approver saw, and the old values are kept
+for a revert.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Protocol
+
+from bot.errors import ConcurrentModification, DirectoryError
+from bot.rules.checks import Report, Verdict
+from bot.rules.codec import plan_from_dict, plan_to_dict, report_to_dict
+from bot.rules.requests import REVERTIBLE_STATES, RequestState
+from bot.services.check import Directories, check_match
+from bot.store.repository import MatchRequest, Store
+
+log = logging.getLogger(__name__)
+
+
+class TeamDirectory(Protocol):
+    """Who belongs to a Slack user group (resolved at click time, never cached long)."""
+
+    def group_members(self, group_id: str) -> Collection[str]:
+        """User ids in the user group ``group_id``."""
+        ...
+
+
+class Outcome(StrEnum):
+    """What a decision attempt came to."""
+
+    NOT_FOUND = "not_found"
+    REFUSED_SELF = "refused_self"
+    REFUSED_NOT_APPROVER = "refused_not_approver"
+    STALE = "stale"  # the request is no longer in a state this decision applies to
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+    APPLIED = "applied"
+    RECHECK_BLOCKED = "recheck_blocked"
+    CONFLICT = "conflict"  # the AD object changed under us; nothing was written
+    OUTAGE = "outage"  # a directory could not answer; nothing changed
+    REVERTED = "reverted"
+    NOT_ELIGIBLE = "not_eligible"
+    REQUESTED = "requested"
+
+
+@dataclass
+class RequestServices:
+    """What the request use cases need: directories, store, approvers, clock."""
+
+    dirs: Directories
+    store: Store
+    approvers: tuple[str, ...] = ()
+    ttl: timedelta = timedelta(hours=24)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    #: Called with each applied request (the sync watcher hooks in here).
+    on_applied: Callable[[MatchRequest], None] | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of a use case, with what the views need to render it.
+
+    Args:
+        outcome: what happened.
+        request: the request as it is now in the store (when there is one).
+        report: the fresh report, when one was made.
+        message: a plain explanation for people.
+        reference: an id that is also in the log, for faults.
+    """
+
+    outcome: Outcome
+    request: MatchRequest | None = None
+    report: Report | None = None
+    message: str = ""
+    reference: str | None = None
+
+
+def new_reference() -> str:
+    """A short id that ties a user-facing error to its log line."""
+    return uuid.uuid4().hex[:8].upper()
+
+
+def request_match(
+    svc: RequestServices,
+    *,
+    address: str,
+    onprem_id: str | None,
+    requester_id: str,
+    requester_name: str | None = None,
+    reason: str | None = None,
+    requester_channel: str | None = None,
+) -> Result:
+    """Re-check the address and, if still eligible, store a pending request.
+
+    The report behind the request is made now, not taken from a button: buttons are untrusted.
+    """
+    report = check_match(svc.dirs, address, onprem_id)
+    if report.verdict is not Verdict.ELIGIBLE or report.plan is None:
+        return Result(
+            Outcome.NOT_ELIGIBLE,
+            report=report,
+            message=f"{report.address} is no longer eligible ({report.verdict}): {report.summary}",
+        )
+    assert report.cloud is not None and report.onprem is not None and report.target_address
+    request = svc.store.create_request(
+        address=report.address,
+        onprem_id=onprem_id,
+        target_address=report.target_address,
+        onprem_dn=report.onprem.dn,
+        cloud_user_id=report.cloud.id,
+        cloud_upn=report.cloud.user_principal_name,
+        anchor=report.onprem.anchor,
+        plan=plan_to_dict(report.plan),
+        report=report_to_dict(report),
+        requester_id=requester_id,
+        requester_name=requester_name,
+        reason=reason,
+        requester_channel=requester_channel,
+        expires_at=svc.clock() + svc.ttl,
+    )
+    svc.store.append_audit(
+        "requested",
+        request_id=request.id,
+        actor=requester_id,
+        details={"address": request.address, "dn": request.onprem_dn, "reason": reason},
+    )
+    return Result(Outcome.REQUESTED, request=request, report=report)
+
+
+def is_approver(svc: RequestServices, user_id: str, team: TeamDirectory) -> bool:
+    """Whether ``user_id`` is an approver directly or through a user group (resolved now)."""
+    if user_id in svc.approvers:
+        return True
+    return any(user_id in team.group_members(g) for g in svc.approvers if g.startswith("S"))
+
+
+def authorize_decision(
+    svc: RequestServices, request_id: str, actor: str, team: TeamDirectory, action: str
+) -> Result | MatchRequest:
+    """Load a request and check that ``actor`` may decide it: an approver, not the requester.
+
+    Returns:
+        The request, or a refusal (audited) to show to the clicker only.
+    """
+    request = svc.store.get_request(request_id)
+    if request is None:
+        return Result(Outcome.NOT_FOUND, message="This request does not exist (any more).")
+    if actor == request.requester_id:
+        svc.store.append_audit(
+            f"{action}_refused", request_id=request.id, actor=actor, details={"why": "requester"}
+        )
+        return Result(
+            Outcome.REFUSED_SELF,
+            request=request,
+            message="You asked for this match, so another approver has to decide it.",
+        )
+    if not is_approver(svc, actor, team):
+        svc.store.append_audit(
+            f"{action}_refused",
+            request_id=request.id,
+            actor=actor,
+            details={"why": "not an approver"},
+        )
+        return Result(
+            Outcome.REFUSED_NOT_APPROVER,
+            request=request,
+            message="Only the configured approvers can decide SMTP match requests.",
+        )
+    return request
+
+
+def _expire_if_due(svc: RequestServices, request: MatchRequest) -> Result | None:
+    if request.state is RequestState.PENDING and request.expires_at <= svc.clock():
+        expired = svc.store.transition(request.id, [RequestState.PENDING], RequestState.EXPIRED)
+        if expired is not None:
+            svc.store.append_audit("expired", request_id=request.id)
+        current = expired or svc.store.get_request(request.id)
+        return Result(Outcome.EXPIRED, request=current, message="This request has expired.")
+    return None
+
+
+def _stale(svc: RequestServices, request_id: str) -> Result:
+    current = svc.store.get_request(request_id)
+    state = current.state if current else "gone"
+    return Result(Outcome.STALE, request=current, message=f"This request is already {state}.")
+
+
+def reject_request(
+    svc: RequestServices, request_id: str, actor: str, team: TeamDirectory, reason: str
+) -> Result:
+    """An approver turns a pending request down, with a reason."""
+    checked = authorize_decision(svc, request_id, actor, team, "reject")
+    if isinstance(checked, Result):
+        return checked
+    if (expired := _expire_if_due(svc, checked)) is not None:
+        return expired
+    request = svc.store.transition(
+        request_id,
+        [RequestState.PENDING],
+        RequestState.REJECTED,
+        decided_by=actor,
+        decided_at=svc.clock(),
+        decision_reason=reason,
+    )
+    if request is None:
+        return _stale(svc, request_id)
+    svc.store.append_audit(
+        "rejected", request_id=request_id, actor=actor, details={"reason": reason}
+    )
+    return Result(Outcome.REJECTED, request=request, message="Rejected.")
+
+
+def approve_request(
+    svc: RequestServices, request_id: str, actor: str, team: TeamDirectory
+) -> Result:
+    """An approver approves: claim, re-check on live data, write once, record the old values."""
+    checked = authorize_decision(svc, request_id, actor, team, "approve")
+    if isinstance(checked, Result):
+        return checked
+    if (expired := _expire_if_due(svc, checked)) is not None:
+        return expired
+    request = svc.store.transition(
+        request_id,
+        [RequestState.PENDING],
+        RequestState.APPROVING,
+        decided_by=actor,
+        decided_at=svc.clock(),
+    )
+    if request is None:
+        return _stale(svc, request_id)
+    svc.store.append_audit("approved", request_id=request_id, actor=actor)
+    return _apply(svc, request, actor)
+
+
+def _release(
+    svc: RequestServices, request: MatchRequest, actor: str, exc: DirectoryError
+) -> Result:
+    reference = new_reference()
+    log.warning("approval of %s aborted [ref %s]: %s", request.id, reference, exc)
+    released = svc.store.transition(
+        request.id,
+        [RequestState.APPROVING],
+        RequestState.PENDING,
+        decided_by=None,
+        decided_at=None,
+    )
+    svc.store.append_audit(
+        "approval_aborted",
+        request_id=request.id,
+        actor=actor,
+        details={"error": str(exc), "reference": reference},
+    )
+    return Result(
+        Outcome.OUTAGE,
+        request=released,
+        message=f"{exc.directory} could not be reached, so nothing was changed and the request "
+        f"is pending again; try again later (ref {reference}).",
+        reference=reference,
+    )
+
+
+def _fail(
+    svc: RequestServices,
+    request: MatchRequest,
+    actor: str,
+    outcome: Outcome,
+    why: str,
+    report: Report | None = None,
+) -> Result:
+    failed = svc.store.transition(
+        request.id, [RequestState.APPROVING], RequestState.FAILED, decision_reason=why
+    )
+    svc.store.append_audit(
+        "apply_refused", request_id=request.id, actor=actor, details={"why": why}
+    )
+    return Result(outcome, request=failed, report=report, message=why)
+
+
+def _apply(svc: RequestServices, request: MatchRequest, actor: str) -> Result:
+    try:
+        report = check_match(
+            svc.dirs, request.address, request.onprem_dn, approved_primary=request.target_address
+        )
+    except DirectoryError as exc:
+        return _release(svc, request, actor, exc)
+
+    if report.verdict is not Verdict.ELIGIBLE or report.plan is None:
+        failed = [c.id for c in report.checks if c.status == "fail"]
+        why = (
+            f"The re-check now says {report.verdict}"
+            + (f" (failed: {', '.join(failed)})" if failed else f": {report.summary}")
+            + ". Nothing was changed."
+        )
+        return _fail(svc, request, actor, Outcome.RECHECK_BLOCKED, why, report)
+    if plan_to_dict(report.plan) != request.plan:
+        why = (
+            "The AD user's mail or proxyAddresses changed since the request, so the change is no "
+            "longer the one that was approved. Nothing was changed; check again and re-request."
+        )
+        return _fail(svc, request, actor, Outcome.RECHECK_BLOCKED, why, report)
+
+    try:
+        applied = svc.dirs.onprem.apply(report.plan)
+    except ConcurrentModification as exc:
+        return _fail(
+            svc, request, actor, Outcome.CONFLICT, f"{exc}. Nothing was overwritten.", report
+        )
+    except DirectoryError as exc:
+        return _release(svc, request, actor, exc)
+
+    done = svc.store.transition(
+        request.id, [RequestState.APPROVING], RequestState.APPLIED, applied=plan_to_dict(applied)
+    )
+    assert done is not None  # we hold the APPROVING claim: nobody else can move it
+    svc.store.append_audit(
+        "applied", request_id=request.id, actor=actor, details=plan_to_dict(applied)
+    )
+    if svc.on_applied is not None:
+        svc.on_applied(done)
+    return Result(Outcome.APPLIED, request=done, report=report, message="Applied.")
+
+
+def revert_request(
+    svc: RequestServices, request_id: str, actor: str, team: TeamDirectory
+) -> Result:
+    """An approver undoes an applied change that has not matched: the old values come back
+    through the same concurrency-safe write."""
+    request = svc.store.get_request(request_id)
+    if request is None:
+        return Result(Outcome.NOT_FOUND, message="This request does not exist (any more).")
+    if not is_approver(svc, actor, team):
+        return Result(
+            Outcome.REFUSED_NOT_APPROVER,
+            request=request,
+            message="Only the configured approvers can revert a change.",
+        )
+    if request.state not in REVERTIBLE_STATES or request.applied is None:
+        return _stale(svc, request_id)
+    inverse = plan_from_dict(request.applied).inverse()
+    try:
+        restored = svc.dirs.onprem.apply(inverse)
+    except ConcurrentModification as exc:
+        return Result(
+            Outcome.CONFLICT,
+            request=request,
+            message=f"{exc}. The values were changed by someone else (or already "
+            "reverted); nothing was overwritten.",
+        )
+    except DirectoryError as exc:
+        reference = new_reference()
+        log.warning("revert of %s failed [ref %s]: %s", request_id, reference, exc)
+        return Result(
+            Outcome.OUTAGE,
+            request=request,
+            reference=reference,
+            message=f"{exc.directory} could not be reached; nothing was changed (ref {reference}).",
+        )
+    reverted = svc.store.transition(
+        request_id,
+        REVERTIBLE_STATES,
+        RequestState.REVERTED,
+        decided_by=actor,
+        decided_at=svc.clock(),
+    )
+    svc.store.append_audit(
+        "reverted", request_id=request_id, actor=actor, details=plan_to_dict(restored)
+    )
+    return Result(
+        Outcome.REVERTED,
+        request=reverted or svc.store.get_request(request_id),
+        message="Reverted: the old values are back.",
+    )
+
+
+def expire_requests(svc: RequestServices) -> list[MatchRequest]:
+    """Expire every pending request past its deadline; returns those this call expired."""
+    expired = svc.store.expire_due(svc.clock())
+    for request in expired:
+        svc.store.append_audit("expired", request_id=request.id)
+    return expired

@@ -1,0 +1,1 @@
+"""Pure Block Kit builders: data in, JSON-ready blocks out. No Slack calls here."""

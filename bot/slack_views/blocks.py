@@ -1,0 +1,370 @@
+"""Block Kit for reports, requests, decisions, help, errors, modals and App Home.
+
+Reports are rendered from their JSON form (:func:`bot.rules.codec.report_to_dict`), so a fresh
+report and one reloaded from the store look the same.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from bot.rules.requests import RequestState
+from bot.slack_views.ids import (
+    MAX_REASON_LENGTH,
+    REASON_ACTION,
+    REASON_BLOCK,
+    ActionId,
+    CallbackId,
+)
+from bot.store.repository import MatchRequest
+
+Block = dict[str, Any]
+
+_STATUS_EMOJI = {
+    "pass": ":white_check_mark:",
+    "fail": ":x:",
+    "warn": ":warning:",
+    "unknown": ":grey_question:",
+    "skip": ":heavy_minus_sign:",
+}
+_VERDICT_TEXT = {
+    "eligible": ":large_green_circle: *Eligible*: the AD user can be SMTP-matched.",
+    "already_matched": ":large_blue_circle: *Already matched*: nothing to do.",
+    "blocked": ":red_circle: *Blocked*: fix the failed checks first.",
+    "needs_input": ":large_yellow_circle: *Needs input*",
+}
+_STATE_TEXT = {
+    RequestState.PENDING: ":hourglass_flowing_sand: Waiting for an approver",
+    RequestState.APPROVING: ":gear: Approved; re-checking and writing…",
+    RequestState.APPLIED: ":white_check_mark: Applied; watching directory sync",
+    RequestState.MATCHED: ":tada: Matched by directory sync",
+    RequestState.SYNC_FAILED: ":x: Sync did not match",
+    RequestState.SYNC_TIMEOUT: ":alarm_clock: Sync did not report in time",
+    RequestState.REJECTED: ":no_entry: Rejected",
+    RequestState.EXPIRED: ":hourglass: Expired without a decision",
+    RequestState.FAILED: ":x: Not applied",
+    RequestState.REVERTED: ":leftwards_arrow_with_hook: Reverted",
+}
+_TEXT_LIMIT = 2900  # a section's text may hold 3000 characters
+
+
+def _escape(text: str) -> str:
+    """Escape the three characters Slack's mrkdwn treats as control characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:_TEXT_LIMIT]}}
+
+
+def _context(text: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:_TEXT_LIMIT]}]}
+
+
+def _button(text: str, action: ActionId, value: str, style: str | None = None) -> Block:
+    button: Block = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text},
+        "action_id": str(action),
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def _chunks(lines: Iterable[str]) -> list[str]:
+    chunks: list[str] = []
+    current = ""
+    for line in lines:
+        if current and len(current) + len(line) + 1 > _TEXT_LIMIT:
+            chunks.append(current)
+            current = ""
+        current = f"{current}\n{line}" if current else line
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _value(value: Any) -> str:
+    if value is None or value == []:
+        return "_(not set)_"
+    if isinstance(value, list):
+        return "\n".join(f"`{_escape(str(v))}`" for v in value)
+    return f"`{_escape(str(value))}`"
+
+
+def _entries(report: dict[str, Any]) -> list[Block]:
+    cloud = report.get("cloud") or {}
+    onprem = report.get("onprem") or {}
+    if not cloud and not onprem:
+        return []
+
+    def describe(entry: dict[str, Any], keys: Sequence[tuple[str, str]]) -> str:
+        if not entry:
+            return "_not identified_"
+        lines = []
+        for label, key in keys:
+            value = entry.get(key)
+            if isinstance(value, list):
+                value = ", ".join(value) if value else None
+            lines.append(f"{label}: {_escape(str(value)) if value not in (None, '') else '-'}")
+        return "\n".join(lines)
+
+    cloud_text = describe(
+        cloud,
+        [
+            ("UPN", "userPrincipalName"),
+            ("Name", "displayName"),
+            ("mail", "mail"),
+            ("Type", "userType"),
+            ("Immutable id", "onPremisesImmutableId"),
+            ("proxyAddresses", "proxyAddresses"),
+        ],
+    )
+    onprem_text = describe(
+        onprem,
+        [
+            ("DN", "dn"),
+            ("Account", "sAMAccountName"),
+            ("UPN", "userPrincipalName"),
+            ("mail", "mail"),
+            ("Anchor", "anchor"),
+            ("proxyAddresses", "proxyAddresses"),
+        ],
+    )
+    return [
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": f"*Entra ID*\n{cloud_text}"[:1990]},
+                {"type": "mrkdwn", "text": f"*Active Directory*\n{onprem_text}"[:1990]},
+            ],
+        }
+    ]
+
+
+def plan_blocks(plan: dict[str, Any] | None, heading: str = "Planned change") -> list[Block]:
+    """The change as attribute / before / after."""
+    if not plan or not plan.get("changes"):
+        return []
+    lines = [f"*{heading}* on `{_escape(plan['dn'])}`"]
+    for change in plan["changes"]:
+        lines.append(
+            f"• *{change['attribute']}*\n    before: {_value(change['before'])}\n"
+            f"    after: {_value(change['after'])}"
+        )
+    return [_section(text) for text in _chunks(lines)]
+
+
+def report_blocks(report: dict[str, Any], *, offer_request: bool = False) -> list[Block]:
+    """The report for the requester: entries, checks, verdict, plan, and maybe the button."""
+    blocks: list[Block] = [
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": f"SMTP match: {report['address']}"[:150]},
+        },
+        _section(f"{_VERDICT_TEXT[report['verdict']]}\n{_escape(report.get('summary', ''))}"),
+        *_entries(report),
+        {"type": "divider"},
+    ]
+    candidates = report.get("candidates") or []
+    if candidates:
+        lines = ["*AD candidates* (name one: `/smtpmatch ADDRESS ACCOUNT`)"]
+        lines += [
+            f"• `{_escape(c.get('sAMAccountName') or '?')}`  {_escape(c['dn'])}" for c in candidates
+        ]
+        blocks.append(_section("\n".join(lines)))
+    check_lines = []
+    for check in report["checks"]:
+        line = (
+            f"{_STATUS_EMOJI[check['status']]} *{_escape(check['title'])}* "
+            f"`{check['id']}`\n{_escape(check['detail'])}"
+        )
+        if check.get("remediation") and check["status"] in ("fail", "warn", "unknown"):
+            line += f"\n_Remedy: {_escape(check['remediation'])}_"
+        check_lines.append(line)
+    blocks += [_section(text) for text in _chunks(check_lines)]
+    heading = "Planned change" if report["verdict"] == "eligible" else "Change it would make"
+    blocks += plan_blocks(report.get("plan"), heading)
+    if offer_request and report["verdict"] == "eligible":
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    _button(
+                        "Request approval",
+                        ActionId.REQUEST_APPROVAL,
+                        json.dumps(
+                            {"address": report["address"], "onprem": report["onprem"]["dn"]}
+                        ),
+                        "primary",
+                    )
+                ],
+            }
+        )
+    return blocks
+
+
+def _when(at: datetime | None) -> str:
+    if at is None:
+        return "?"
+    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at.isoformat()}>"
+
+
+def request_status_blocks(request: MatchRequest) -> list[Block]:
+    """One line of where a request is, with who decided and when."""
+    text = _STATE_TEXT[request.state]
+    if request.decided_by and request.state is not RequestState.PENDING:
+        text += f" · <@{request.decided_by}> at {_when(request.decided_at)}"
+    if request.decision_reason:
+        text += f"\n> {_escape(request.decision_reason)}"
+    return [_section(text)]
+
+
+def approval_blocks(request: MatchRequest) -> list[Block]:
+    """The message in the approvers' channel: the request, its report, its state, its buttons."""
+    reason = f"\n*Reason:* {_escape(request.reason)}" if request.reason else ""
+    blocks: list[Block] = [
+        _section(
+            f":envelope: <@{request.requester_id}> asks to SMTP-match "
+            f"`{_escape(request.target_address)}` to `{_escape(request.onprem_dn)}`.{reason}\n"
+            f"Request `{request.id}` · expires {_when(request.expires_at)}"
+        ),
+        *request_status_blocks(request),
+    ]
+    if request.applied:
+        blocks += plan_blocks(request.applied, "Written (before → after)")
+    blocks += report_blocks(request.report)[1:]
+    if request.state is RequestState.PENDING:
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    _button("Approve", ActionId.APPROVE, request.id, "primary"),
+                    _button("Reject", ActionId.REJECT, request.id, "danger"),
+                ],
+            }
+        )
+    elif request.state in (
+        RequestState.APPLIED,
+        RequestState.SYNC_FAILED,
+        RequestState.SYNC_TIMEOUT,
+    ):
+        blocks.append(
+            {"type": "actions", "elements": [_button("Revert", ActionId.REVERT, request.id)]}
+        )
+    return blocks[:50]
+
+
+def approval_text(request: MatchRequest) -> str:
+    """The notification text of the approval message."""
+    return f"SMTP match request {request.id} for {request.target_address}: {request.state}"
+
+
+def reason_modal(callback: CallbackId, private_metadata: str, *, required: bool) -> Block:
+    """A modal asking for a reason (optional when requesting, required when rejecting)."""
+    title = "Request approval" if callback is CallbackId.REQUEST_REASON else "Reject request"
+    label = "Why is this match needed?" if not required else "Why is it rejected?"
+    return {
+        "type": "modal",
+        "callback_id": str(callback),
+        "private_metadata": private_metadata,
+        "title": {"type": "plain_text", "text": title},
+        "submit": {"type": "plain_text", "text": "Send" if not required else "Reject"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": REASON_BLOCK,
+                "optional": not required,
+                "label": {"type": "plain_text", "text": label},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": REASON_ACTION,
+                    "multiline": True,
+                    "max_length": MAX_REASON_LENGTH,
+                },
+            }
+        ],
+    }
+
+
+def message_blocks(text: str) -> list[Block]:
+    """A short message."""
+    return [_section(_escape(text))]
+
+
+def error_blocks(message: str, reference: str | None) -> list[Block]:
+    """A fault, with the reference id that is also in the log."""
+    ref = f"\n_Reference: `{reference}`_" if reference else ""
+    return [_section(f":warning: {_escape(message)}{ref}")]
+
+
+def help_blocks() -> list[Block]:
+    """What `/smtpmatch help` shows."""
+    return [
+        _section(
+            "*smtpmatch* checks whether an on-prem AD user can be SMTP-matched to a Microsoft "
+            "365 user, and does it after approval.\n"
+            "• `/smtpmatch jane@contoso.com`: check the address in both directories\n"
+            "• `/smtpmatch jane@contoso.com jdoe`: name the AD account (sAMAccountName, UPN or "
+            "DN)\n• `/smtpmatch help`: this text\n"
+            "When the verdict is *eligible*, press *Request approval*; an approver (not you) "
+            "decides, the bot re-checks everything, writes `mail` and `proxyAddresses`, and "
+            "tells you when directory sync has matched the accounts."
+        )
+    ]
+
+
+def _request_line(request: MatchRequest) -> str:
+    return (
+        f"• `{request.id}` {_escape(request.target_address)} → {_escape(request.onprem_dn)}\n"
+        f"   {_STATE_TEXT[request.state]} · requested by <@{request.requester_id}> "
+        f"{_when(request.created_at)}"
+    )
+
+
+def home_view(
+    own: Sequence[MatchRequest],
+    awaiting: Sequence[MatchRequest],
+    recent: Sequence[MatchRequest],
+    *,
+    is_approver: bool,
+) -> Block:
+    """App Home: my requests, those awaiting my decision, recent results."""
+    blocks: list[Block] = [
+        {"type": "header", "text": {"type": "plain_text", "text": "smtpmatch"}},
+        _context("Type `/smtpmatch ADDRESS` in any channel to check an address."),
+        {"type": "header", "text": {"type": "plain_text", "text": "My requests"}},
+    ]
+    blocks += [_section(t) for t in _chunks(_request_line(r) for r in own)] or [
+        _context("You have not requested any match yet.")
+    ]
+    if is_approver:
+        blocks.append({"type": "header", "text": {"type": "plain_text", "text": "Awaiting you"}})
+        blocks += [_section(t) for t in _chunks(_request_line(r) for r in awaiting)] or [
+            _context("Nothing waits for your decision.")
+        ]
+    blocks.append({"type": "header", "text": {"type": "plain_text", "text": "Recent results"}})
+    blocks += [_section(t) for t in _chunks(_request_line(r) for r in recent)] or [
+        _context("No results yet.")
+    ]
+    return {"type": "home", "blocks": blocks[:100]}
+
+
+__all__ = [
+    "approval_blocks",
+    "approval_text",
+    "error_blocks",
+    "help_blocks",
+    "home_view",
+    "message_blocks",
+    "plan_blocks",
+    "reason_modal",
+    "report_blocks",
+    "request_status_blocks",
+]

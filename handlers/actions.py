@@ -1,0 +1,270 @@
+"""Buttons and modals: request approval, approve, reject, revert.
+
+Buttons carry only a request id (or, for "Request approval", the address to check again);
+everything else is reloaded from the store and re-checked, and the clicker is checked.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from slack_bolt import Ack, Respond
+from slack_sdk import WebClient
+
+from bot.errors import InvalidInput
+from bot.rules.address import parse_address
+from bot.rules.codec import report_to_dict
+from bot.rules.requests import RequestState
+from bot.services.check import parse_onprem_id
+from bot.services.requests import (
+    Outcome,
+    Result,
+    approve_request,
+    authorize_decision,
+    reject_request,
+    request_match,
+    revert_request,
+)
+from bot.slack_views.blocks import (
+    approval_blocks,
+    approval_text,
+    message_blocks,
+    plan_blocks,
+    reason_modal,
+    report_blocks,
+)
+from bot.slack_views.ids import MAX_REASON_LENGTH, REASON_ACTION, REASON_BLOCK, CallbackId
+from bot.store.repository import MatchRequest
+from handlers.context import BotContext, SlackTeamDirectory, reply_on_fault
+
+log = logging.getLogger("smtpmatch.handlers")
+_REFUSALS = {Outcome.NOT_FOUND, Outcome.REFUSED_SELF, Outcome.REFUSED_NOT_APPROVER, Outcome.STALE}
+
+
+def _clicker(body: dict[str, Any]) -> str:
+    return str(body["user"]["id"])
+
+
+def _action_value(body: dict[str, Any]) -> str:
+    return str(body["actions"][0].get("value") or "")
+
+
+def _tell_clicker(respond: Respond, text: str) -> None:
+    respond(response_type="ephemeral", replace_original=False, text=text)
+
+
+def _dm(
+    client: WebClient, user: str, text: str, blocks: list[dict[str, Any]] | None = None
+) -> None:
+    client.chat_postMessage(channel=user, text=text, blocks=blocks or message_blocks(text))
+
+
+def refresh_approval_message(client: WebClient, request: MatchRequest) -> None:
+    """Show a request's current state in the approvers' channel (buttons only while pending)."""
+    if request.approval_channel and request.approval_ts:
+        client.chat_update(
+            channel=request.approval_channel,
+            ts=request.approval_ts,
+            text=approval_text(request),
+            blocks=approval_blocks(request),
+        )
+
+
+def _reason(view: dict[str, Any]) -> str | None:
+    value = view["state"]["values"].get(REASON_BLOCK, {}).get(REASON_ACTION, {}).get("value")
+    text = str(value).strip() if value else ""
+    if len(text) > MAX_REASON_LENGTH:
+        raise InvalidInput(f"the reason is longer than {MAX_REASON_LENGTH} characters")
+    return text or None
+
+
+# -- request approval ------------------------------------------------------------------------
+
+
+def handle_request_approval_action(
+    ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond, ctx: BotContext
+) -> None:
+    """Open the optional-reason modal. The address is validated again, as any input is."""
+    ack()
+    try:
+        data = json.loads(_action_value(body))
+        address = parse_address(str(data["address"]))
+        onprem = parse_onprem_id(data.get("onprem"))
+    except (ValueError, KeyError, TypeError, InvalidInput):
+        _tell_clicker(respond, "This button is not valid any more; run `/smtpmatch` again.")
+        return
+    metadata = json.dumps({"address": address, "onprem": onprem})
+    client.views_open(
+        trigger_id=body["trigger_id"],
+        view=reason_modal(CallbackId.REQUEST_REASON, metadata, required=False),
+    )
+
+
+def handle_request_reason_submission(
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, ctx: BotContext
+) -> None:
+    """Create the request from a fresh check and post it to the approvers' channel."""
+    user = _clicker(body)
+    try:
+        reason = _reason(view)
+        data = json.loads(view.get("private_metadata") or "{}")
+        address = parse_address(str(data["address"]))
+        onprem = parse_onprem_id(data.get("onprem"))
+    except InvalidInput as exc:
+        ack(response_action="errors", errors={REASON_BLOCK: str(exc)})
+        return
+    except (ValueError, KeyError, TypeError):
+        ack()
+        _dm(client, user, "That request form was not valid; run `/smtpmatch` again.")
+        return
+    ack()
+
+    def reply(**kw: Any) -> None:
+        client.chat_postMessage(channel=user, **kw)
+
+    with reply_on_fault(reply, f"the request for {address}"):
+        result = request_match(
+            ctx.services,
+            address=address,
+            onprem_id=onprem,
+            requester_id=user,
+            requester_name=str(body["user"].get("username") or body["user"].get("name") or ""),
+            reason=reason,
+            requester_channel=user,
+        )
+        if result.outcome is not Outcome.REQUESTED or result.request is None:
+            assert result.report is not None
+            reply(
+                text=result.message,
+                blocks=message_blocks(result.message)
+                + report_blocks(report_to_dict(result.report)),
+            )
+            return
+        request = result.request
+        posted = client.chat_postMessage(
+            channel=str(ctx.approval_channel),
+            text=approval_text(request),
+            blocks=approval_blocks(request),
+        )
+        request = ctx.services.store.update_fields(
+            request.id, approval_channel=str(posted["channel"]), approval_ts=str(posted["ts"])
+        )
+        reply(
+            text=f"Your request `{request.id}` to match {request.target_address} went to "
+            f"<#{ctx.approval_channel}> for approval.",
+        )
+
+
+# -- approve / reject / revert ---------------------------------------------------------------
+
+
+def _announce(client: WebClient, ctx: BotContext, result: Result) -> None:
+    """Update the approval message and tell the requester what happened."""
+    request = result.request
+    if request is None:
+        return
+    refresh_approval_message(client, request)
+    if result.outcome is Outcome.APPLIED:
+        text = (
+            f"Your SMTP match `{request.id}` was approved by <@{request.decided_by}> and "
+            f"written to AD. Directory sync will now bind {request.target_address}."
+        )
+        blocks = message_blocks(text) + plan_blocks(request.applied, "Written")
+    else:
+        text = f"Your SMTP match `{request.id}` for {request.target_address}: {result.message}"
+        blocks = message_blocks(text)
+    if request.requester_channel:
+        _dm(client, request.requester_channel, text, blocks)
+
+
+def handle_approve_action(
+    ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond, ctx: BotContext
+) -> None:
+    """Approve: the service claims, re-checks, writes once; the message shows the result."""
+    ack()
+    with reply_on_fault(lambda **kw: _tell_clicker(respond, kw["text"]), "the approval"):
+        result = approve_request(
+            ctx.services, _action_value(body), _clicker(body), SlackTeamDirectory(client)
+        )
+        if result.outcome in _REFUSALS:
+            _tell_clicker(respond, result.message)
+            return
+        if result.outcome is Outcome.OUTAGE:
+            _tell_clicker(respond, result.message)
+            if result.request is not None:
+                refresh_approval_message(client, result.request)
+            return
+        if result.outcome is Outcome.EXPIRED:
+            _tell_clicker(respond, result.message)
+            if result.request is not None:
+                refresh_approval_message(client, result.request)
+            return
+        _announce(client, ctx, result)
+
+
+def handle_reject_action(
+    ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond, ctx: BotContext
+) -> None:
+    """Check the clicker first, then ask for the (required) reason."""
+    ack()
+    request_id = _action_value(body)
+    checked = authorize_decision(
+        ctx.services, request_id, _clicker(body), SlackTeamDirectory(client), "reject"
+    )
+    if isinstance(checked, Result):
+        _tell_clicker(respond, checked.message)
+        return
+    if checked.state is not RequestState.PENDING:
+        _tell_clicker(respond, f"This request is already {checked.state}.")
+        return
+    client.views_open(
+        trigger_id=body["trigger_id"],
+        view=reason_modal(CallbackId.REJECT_REASON, request_id, required=True),
+    )
+
+
+def handle_reject_reason_submission(
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, ctx: BotContext
+) -> None:
+    """Reject with the reason; the message and the requester are told."""
+    user = _clicker(body)
+    try:
+        reason = _reason(view)
+    except InvalidInput as exc:
+        ack(response_action="errors", errors={REASON_BLOCK: str(exc)})
+        return
+    if not reason:
+        ack(response_action="errors", errors={REASON_BLOCK: "Say why the request is rejected."})
+        return
+    ack()
+    with reply_on_fault(lambda **kw: _dm(client, user, kw["text"]), "the rejection"):
+        result = reject_request(
+            ctx.services,
+            str(view.get("private_metadata") or ""),
+            user,
+            SlackTeamDirectory(client),
+            reason,
+        )
+        if result.outcome is Outcome.REJECTED:
+            _announce(client, ctx, result)
+        else:
+            _dm(client, user, result.message)
+            if result.request is not None:
+                refresh_approval_message(client, result.request)
+
+
+def handle_revert_action(
+    ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond, ctx: BotContext
+) -> None:
+    """Undo an applied change that has not matched: the recorded old values come back."""
+    ack()
+    with reply_on_fault(lambda **kw: _tell_clicker(respond, kw["text"]), "the revert"):
+        result = revert_request(
+            ctx.services, _action_value(body), _clicker(body), SlackTeamDirectory(client)
+        )
+        if result.outcome is Outcome.REVERTED:
+            _announce(client, ctx, result)
+        else:
+            _tell_clicker(respond, result.message)
