@@ -1,0 +1,532 @@
+"""``EntraDirectory``: the :class:`bot.ports.CloudDirectory` port on Microsoft Graph.
+
+Graph JSON becomes :mod:`bot.models` here and nowhere else. Each port call costs one HTTP
+round trip where Graph allows it: several lookups of one call go into one ``$batch``, and
+alternative filters are joined with ``or`` in one query.
+
+Every value placed in a ``$filter`` is an OData string literal with its quotes doubled
+(:func:`odata_string`) and the whole option is percent-encoded, so no input can change what a
+query means; results are also checked again locally against the address asked for.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bot.directories.graph import (
+    DIRECTORY,
+    GraphClient,
+    GraphNotFound,
+    GraphRequest,
+    GraphRequestFailed,
+    GraphResponse,
+    JsonObject,
+    MsalTokenProvider,
+    RetryPolicy,
+    odata_string,
+    quote_segment,
+    trust_context,
+)
+from bot.errors import PermissionMissing
+from bot.models import (
+    CloudUser,
+    Holder,
+    ObjectKind,
+    ProvisioningError,
+    RoleAssignment,
+    Tenant,
+    Unknown,
+)
+from bot.settings import Settings
+
+USER_SELECT = ",".join(
+    (
+        "id",
+        "userPrincipalName",
+        "displayName",
+        "mail",
+        "proxyAddresses",
+        "userType",
+        "accountEnabled",
+        "onPremisesImmutableId",
+        "onPremisesSyncEnabled",
+        "onPremisesSecurityIdentifier",
+        "onPremisesProvisioningErrors",
+    )
+)
+HOLDER_USER_SELECT = "id,userPrincipalName,displayName,mail,proxyAddresses,userType"
+HOLDER_SELECT = "id,displayName,mail,proxyAddresses"
+PAGE_SIZE = "999"
+
+PERM_USERS = "User.Read.All"
+PERM_MAILBOX = "MailboxSettings.Read"
+PERM_ROLES = "RoleManagement.Read.Directory"
+PERM_GROUPS = "Group.Read.All (or Directory.Read.All)"
+PERM_CONTACTS = "OrgContact.Read.All (or Directory.Read.All)"
+PERM_DOMAINS = "Domain.Read.All"
+PERM_SYNC = "OnPremDirectorySynchronization.Read.All"
+
+#: Error codes Graph gives when the tenant has no Entra ID P2 (no PIM): no eligibility exists.
+_NO_PIM_CODES = frozenset({"AadPremiumLicenseRequired", "MissingLicense"})
+
+
+def _smtp_values(values: Any) -> list[str]:
+    return [v for v in values or () if isinstance(v, str) and v[:5].lower() == "smtp:"]
+
+
+def _same(a: Any, b: str) -> bool:
+    return isinstance(a, str) and a.casefold() == b.casefold()
+
+
+def _address_filter(address: str, *, upn: bool) -> str:
+    """``mail``, ``proxyAddresses`` (and ``userPrincipalName``) equal to ``address``, or-ed.
+
+    Graph compares these strings case-insensitively; the ``SMTP:`` and ``smtp:`` forms are
+    both listed anyway, so primary and secondary addresses are found even if a prefix were
+    compared by case.
+    """
+    literal = odata_string(address)
+    clauses = [
+        f"mail eq {literal}",
+        f"proxyAddresses/any(p:p eq {odata_string('SMTP:' + address)})",
+        f"proxyAddresses/any(p:p eq {odata_string('smtp:' + address)})",
+    ]
+    if upn:
+        clauses.insert(0, f"userPrincipalName eq {literal}")
+    return " or ".join(clauses)
+
+
+def _holds(obj: JsonObject, address: str, *, upn: bool) -> tuple[str, str] | None:
+    """Where ``obj`` holds ``address``: ``(attribute, stored value)``, or ``None``."""
+    for value in _smtp_values(obj.get("proxyAddresses")):
+        if _same(value[5:], address):
+            return "proxyAddresses", value
+    if _same(obj.get("mail"), address):
+        return "mail", str(obj["mail"])
+    if upn and _same(obj.get("userPrincipalName"), address):
+        return "userPrincipalName", str(obj["userPrincipalName"])
+    return None
+
+
+def to_cloud_user(data: JsonObject) -> CloudUser:
+    """A Graph ``user`` (selected with :data:`USER_SELECT`) as a :class:`CloudUser`."""
+    errors = tuple(
+        ProvisioningError(
+            category=str(e.get("category") or ""),
+            property_causing_error=str(e.get("propertyCausingError") or ""),
+            value=str(e.get("value") or ""),
+            occurred=e.get("occurredDateTime"),
+        )
+        for e in data.get("onPremisesProvisioningErrors") or ()
+        if isinstance(e, dict)
+    )
+    sync = data.get("onPremisesSyncEnabled")
+    enabled = data.get("accountEnabled")
+    return CloudUser(
+        id=str(data["id"]),
+        user_principal_name=str(data.get("userPrincipalName") or ""),
+        display_name=data.get("displayName"),
+        mail=data.get("mail"),
+        proxy_addresses=tuple(str(v) for v in data.get("proxyAddresses") or ()),
+        user_type=str(data.get("userType") or "Member"),
+        account_enabled=enabled if isinstance(enabled, bool) else True,
+        on_premises_immutable_id=data.get("onPremisesImmutableId") or None,
+        on_premises_sync_enabled=sync if isinstance(sync, bool) else None,
+        on_premises_security_identifier=data.get("onPremisesSecurityIdentifier") or None,
+        provisioning_errors=errors,
+    )
+
+
+class EntraDirectory:
+    """Entra ID (and Exchange Online's mailbox existence) through Microsoft Graph.
+
+    Args:
+        client: the Graph client; closed by :meth:`close`.
+        block_soft_match: the tenant's ``blockSoftMatchEnabled`` as an admin stated it
+            (``SMTPMATCH_BLOCK_SOFT_MATCH``); it wins over what Graph says or cannot say.
+        close_client: whether :meth:`close` closes ``client`` (and ``on_close`` runs).
+    """
+
+    def __init__(
+        self,
+        client: GraphClient,
+        *,
+        block_soft_match: bool | None = None,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self.client = client
+        self._block_soft_match = block_soft_match
+        self._on_close = on_close
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        ca_file: Path | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> EntraDirectory:
+        """Build the adapter from settings (no network I/O happens here).
+
+        Args:
+            settings: needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET or
+                AZURE_CLIENT_CERTIFICATE_PATH; AZURE_AUTHORITY_HOST and GRAPH_URL are used.
+            ca_file: a CA bundle to trust instead of SSL_CERT_FILE / REQUESTS_CA_BUNDLE.
+            retry: attempt budget and backoff; ``sleep`` waits between attempts.
+
+        Raises:
+            ConfigurationError: a required setting is missing (the message names it).
+        """
+        settings.require("azure_tenant_id", "azure_client_id")
+        assert settings.azure_tenant_id is not None and settings.azure_client_id is not None
+        tokens = MsalTokenProvider(
+            tenant_id=settings.azure_tenant_id,
+            client_id=settings.azure_client_id,
+            authority_host=settings.azure_authority_host,
+            graph_url=settings.graph_url,
+            client_secret=settings.azure_client_secret,
+            certificate_path=settings.azure_client_certificate_path,
+            ca_file=ca_file,
+            timeout=settings.graph_timeout_seconds,
+        )
+        client = GraphClient(
+            settings.graph_url,
+            tokens,
+            timeout=settings.graph_timeout_seconds,
+            verify=trust_context(ca_file),
+            retry=retry or RetryPolicy(),
+            sleep=sleep,
+            rng=rng,
+        )
+
+        def close() -> None:
+            client.close()
+            tokens.close()
+
+        return cls(client, block_soft_match=settings.smtpmatch_block_soft_match, on_close=close)
+
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        if self._on_close is not None:
+            self._on_close()
+        else:
+            self.client.close()
+
+    # -- users ------------------------------------------------------------------------
+
+    def find_users(self, address: str) -> Sequence[CloudUser]:
+        """Users (members and guests) holding ``address`` as UPN, ``mail`` or proxy address.
+
+        One request: ``GET /users?$filter=userPrincipalName eq .. or mail eq .. or
+        proxyAddresses/any(..)``.
+        """
+        found = self.client.get_all(
+            GraphRequest(
+                "/users",
+                {
+                    "$filter": _address_filter(address, upn=True),
+                    "$select": USER_SELECT,
+                    "$top": PAGE_SIZE,
+                },
+                PERM_USERS,
+            )
+        )
+        return [to_cloud_user(u) for u in found if _holds(u, address, upn=True)]
+
+    def get_user(self, user_id: str) -> CloudUser | None:
+        """One user by object id, with the on-prem properties; ``None`` when it is gone."""
+        try:
+            data = self.client.get(
+                GraphRequest(
+                    f"/users/{quote_segment(user_id)}", {"$select": USER_SELECT}, PERM_USERS
+                )
+            )
+        except GraphNotFound:
+            return None
+        return to_cloud_user(data)
+
+    def find_user_by_upn(self, upn: str) -> CloudUser | None:
+        """The user whose UPN is ``upn`` (compared case-insensitively, as Entra ID does)."""
+        found = self.client.get_all(
+            GraphRequest(
+                "/users",
+                {"$filter": f"userPrincipalName eq {odata_string(upn)}", "$select": USER_SELECT},
+                PERM_USERS,
+            )
+        )
+        users = [to_cloud_user(u) for u in found if _same(u.get("userPrincipalName"), upn)]
+        return users[0] if users else None
+
+    def find_by_anchor(self, anchor: str, sid: str | None) -> Sequence[CloudUser]:
+        """Users whose ``onPremisesImmutableId`` is ``anchor`` or whose on-prem SID is ``sid``.
+
+        The immutable id is Base64, where case matters, so results are re-checked exactly.
+        """
+        clauses = [f"onPremisesImmutableId eq {odata_string(anchor)}"]
+        if sid:
+            clauses.append(f"onPremisesSecurityIdentifier eq {odata_string(sid)}")
+        found = self.client.get_all(
+            GraphRequest(
+                "/users",
+                {"$filter": " or ".join(clauses), "$select": USER_SELECT, "$top": PAGE_SIZE},
+                PERM_USERS,
+            )
+        )
+        return [
+            to_cloud_user(u)
+            for u in found
+            if u.get("onPremisesImmutableId") == anchor
+            or (sid and _same(u.get("onPremisesSecurityIdentifier"), sid))
+        ]
+
+    # -- mailbox and roles ------------------------------------------------------------
+
+    def has_mailbox(self, user_id: str) -> bool | Unknown:
+        """Whether Exchange Online has a mailbox for the user.
+
+        ``GET /users/{id}/mailboxSettings``: readable means a mailbox exists; Exchange answers
+        404 ``MailboxNotEnabledForRESTAPI`` for a user without one (or with an on-prem one).
+        """
+        request = GraphRequest(f"/users/{quote_segment(user_id)}/mailboxSettings", {}, PERM_MAILBOX)
+        try:
+            self.client.get(request)
+        except GraphNotFound as exc:
+            if exc.code == "MailboxNotEnabledForRESTAPI":
+                return False
+            return Unknown(f"Graph answered 404 ({exc.code or 'not found'}) for mailboxSettings")
+        except PermissionMissing:
+            return Unknown(
+                f"Graph denied reading mailboxSettings: the application needs {PERM_MAILBOX}"
+            )
+        return True
+
+    def roles(self, user_id: str) -> tuple[RoleAssignment, ...] | Unknown:
+        """Active directory roles (direct or through role-assignable groups) and PIM ones.
+
+        One ``$batch``: the user's transitive directory roles, transitive groups, and
+        eligibility schedule instances. Only when the user holds a role and is in a
+        role-assignable group does a second batch ask which of those groups carry which role,
+        to name the group in the report.
+        """
+        uid = quote_segment(user_id)
+        active_r, groups_r, eligible_r = self.client.batch(
+            [
+                GraphRequest(
+                    f"/users/{uid}/transitiveMemberOf/microsoft.graph.directoryRole",
+                    {"$select": "id,displayName,roleTemplateId"},
+                    PERM_ROLES,
+                ),
+                GraphRequest(
+                    f"/users/{uid}/transitiveMemberOf/microsoft.graph.group",
+                    {"$select": "id,displayName,isAssignableToRole"},
+                    PERM_ROLES,
+                ),
+                GraphRequest(
+                    "/roleManagement/directory/roleEligibilityScheduleInstances",
+                    {
+                        "$filter": f"principalId eq {odata_string(user_id)}",
+                        "$expand": "roleDefinition",
+                    },
+                    PERM_ROLES,
+                ),
+            ]
+        )
+        try:
+            active = self.client.collect(active_r)
+        except PermissionMissing:
+            return Unknown(
+                f"Graph denied reading the user's directory roles: the application needs "
+                f"{PERM_ROLES}"
+            )
+        names = [str(r.get("displayName") or r.get("roleTemplateId") or "?") for r in active]
+        via = self._role_groups(names, groups_r)
+        assignments = [RoleAssignment(role=name, via_group=via.get(name)) for name in names]
+
+        try:
+            eligible = self.client.collect(eligible_r)
+        except PermissionMissing:
+            if assignments:
+                # Active roles already block the match; the eligible ones would only add a warning.
+                return tuple(assignments)
+            return Unknown(
+                f"Graph denied reading PIM eligibilities: the application needs {PERM_ROLES}"
+            )
+        except GraphRequestFailed as exc:
+            if exc.code not in _NO_PIM_CODES:
+                raise
+            eligible = []  # no Entra ID P2: PIM, hence eligibility, does not exist
+        for item in eligible:
+            definition = item.get("roleDefinition") or {}
+            name = str(definition.get("displayName") or item.get("roleDefinitionId") or "?")
+            if name not in names:
+                assignments.append(RoleAssignment(role=name, eligible=True))
+        return tuple(assignments)
+
+    def _role_groups(self, roles: list[str], groups_r: GraphResponse) -> dict[str, str]:
+        """Which role-assignable group each active role came through (best effort).
+
+        A role both assigned directly and through a group is reported as through the group.
+        Unreadable group data only loses the group's name, never the role.
+        """
+        if not roles:
+            return {}
+        try:
+            groups = [g for g in self.client.collect(groups_r) if g.get("isAssignableToRole")]
+        except PermissionMissing:
+            return {}
+        if not groups:
+            return {}
+        answers = self.client.batch(
+            [
+                GraphRequest(
+                    "/roleManagement/directory/roleAssignments",
+                    {
+                        "$filter": f"principalId eq {odata_string(str(g['id']))}",
+                        "$expand": "roleDefinition",
+                    },
+                    PERM_ROLES,
+                )
+                for g in groups
+            ]
+        )
+        via: dict[str, str] = {}
+        for group, answer in zip(groups, answers, strict=True):
+            try:
+                assigned = self.client.collect(answer)
+            except PermissionMissing:
+                continue
+            for item in assigned:
+                name = (item.get("roleDefinition") or {}).get("displayName")
+                if name in roles and name not in via:
+                    via[str(name)] = str(group.get("displayName") or group["id"])
+        return via
+
+    # -- holders ----------------------------------------------------------------------
+
+    def find_holders(self, address: str) -> Sequence[Holder]:
+        """Every user (guests too), group and organizational contact holding ``address``.
+
+        One ``$batch`` of three filtered lists. The target user is among them when it holds
+        the address; the rules leave it out.
+        """
+        users_r, groups_r, contacts_r = self.client.batch(
+            [
+                GraphRequest(
+                    "/users",
+                    {
+                        "$filter": _address_filter(address, upn=True),
+                        "$select": HOLDER_USER_SELECT,
+                        "$top": PAGE_SIZE,
+                    },
+                    PERM_USERS,
+                ),
+                GraphRequest(
+                    "/groups",
+                    {
+                        "$filter": _address_filter(address, upn=False),
+                        "$select": HOLDER_SELECT,
+                        "$top": PAGE_SIZE,
+                    },
+                    PERM_GROUPS,
+                ),
+                GraphRequest(
+                    "/contacts",
+                    {
+                        "$filter": _address_filter(address, upn=False),
+                        "$select": HOLDER_SELECT,
+                        "$top": PAGE_SIZE,
+                    },
+                    PERM_CONTACTS,
+                ),
+            ]
+        )
+        holders: list[Holder] = []
+        for user in self.client.collect(users_r):
+            where = _holds(user, address, upn=True)
+            if where:
+                guest = str(user.get("userType") or "").casefold() == "guest"
+                holders.append(
+                    Holder(
+                        kind=ObjectKind.GUEST if guest else ObjectKind.USER,
+                        id=str(user["id"]),
+                        name=str(user.get("displayName") or user.get("userPrincipalName") or ""),
+                        attribute=where[0],
+                        value=where[1],
+                    )
+                )
+        for kind, response in ((ObjectKind.GROUP, groups_r), (ObjectKind.CONTACT, contacts_r)):
+            for obj in self.client.collect(response):
+                where = _holds(obj, address, upn=False)
+                if where:
+                    holders.append(
+                        Holder(
+                            kind=kind,
+                            id=str(obj["id"]),
+                            name=str(obj.get("displayName") or ""),
+                            attribute=where[0],
+                            value=where[1],
+                        )
+                    )
+        return holders
+
+    # -- tenant -----------------------------------------------------------------------
+
+    def tenant(self) -> Tenant:
+        """Verified domains and the on-prem synchronization flags, in one ``$batch``.
+
+        ``GET /directory/onPremisesSynchronization`` needs the delegated-only permission
+        OnPremDirectorySynchronization.Read.All, so an app-only bot usually gets 403 there:
+        the flags are then :class:`Unknown`, unless SMTPMATCH_BLOCK_SOFT_MATCH states one.
+        """
+        domains_r, sync_r = self.client.batch(
+            [
+                GraphRequest("/domains", {"$select": "id,isVerified"}, PERM_DOMAINS),
+                GraphRequest("/directory/onPremisesSynchronization", {}, PERM_SYNC),
+            ]
+        )
+        verified: tuple[str, ...] | Unknown
+        try:
+            verified = tuple(
+                str(d["id"]).lower() for d in self.client.collect(domains_r) if d.get("isVerified")
+            )
+        except PermissionMissing:
+            verified = Unknown(
+                f"Graph denied listing domains: the application needs {PERM_DOMAINS}"
+            )
+
+        block: bool | Unknown
+        on_upn: bool | Unknown
+        try:
+            body = self.client.check(sync_r)
+        except PermissionMissing:
+            reason = Unknown(
+                "Graph denied reading /directory/onPremisesSynchronization: it needs "
+                f"{PERM_SYNC}, a delegated permission an app-only bot cannot hold; an admin can "
+                "state the setting in SMTPMATCH_BLOCK_SOFT_MATCH"
+            )
+            block, on_upn = reason, reason
+        else:
+            # The list form answers a collection (one entry per tenant); accept a bare object.
+            entries = body.get("value") if isinstance(body.get("value"), list) else [body]
+            features: JsonObject = (entries[0] or {}).get("features") or {} if entries else {}
+            block = self._flag(features, "blockSoftMatchEnabled")
+            on_upn = self._flag(features, "softMatchOnUpnEnabled")
+        if self._block_soft_match is not None:
+            block = self._block_soft_match
+        return Tenant(verified_domains=verified, block_soft_match=block, soft_match_on_upn=on_upn)
+
+    @staticmethod
+    def _flag(features: JsonObject, name: str) -> bool | Unknown:
+        value = features.get(name)
+        if isinstance(value, bool):
+            return value
+        return Unknown(f"Graph did not report {name}")
+
+
+__all__ = ["DIRECTORY", "EntraDirectory", "to_cloud_user"]
