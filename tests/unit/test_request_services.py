@@ -1,0 +1,253 @@
+"""Requesting, approving, rejecting, reverting and expiring, with the demo directories as
+fakes (they keep state) and a real SQLite store."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.directories.demo import DemoActiveDirectory, DemoEntraDirectory, build_demo_directories
+from bot.errors import DirectoryUnavailable
+from bot.rules.requests import RequestState
+from bot.services.check import Directories
+from bot.services.requests import (
+    Outcome,
+    RequestServices,
+    approve_request,
+    expire_requests,
+    reject_request,
+    request_match,
+    revert_request,
+)
+from bot.store.repository import Store
+
+REQUESTER = "U0HELPDESK"
+APPROVER = "U0APPROVER"
+GROUP_MEMBER = "U0GROUPIE"
+
+
+class Team:
+    def __init__(self) -> None:
+        self.groups = {"S0ADMINS": {GROUP_MEMBER}}
+
+    def group_members(self, group_id: str) -> Collection[str]:
+        return self.groups.get(group_id, set())
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def world(tmp_path) -> Iterator[tuple[RequestServices, DemoActiveDirectory, DemoEntraDirectory]]:
+    ad, cloud, policy = build_demo_directories()
+    store = Store(f"sqlite:///{tmp_path / 'smtpmatch.db'}")
+    store.migrate()
+    svc = RequestServices(
+        dirs=Directories(ad, cloud, policy),
+        store=store,
+        approvers=(APPROVER, "S0ADMINS"),
+        clock=Clock(),
+    )
+    yield svc, ad, cloud
+    store.close()
+
+
+def ad_user(ad: DemoActiveDirectory, sam: str):
+    return next(u for u in ad.users if u.sam_account_name == sam)
+
+
+def requested(svc: RequestServices, address: str = "jane@contoso.com"):
+    result = request_match(
+        svc,
+        address=address,
+        onprem_id=None,
+        requester_id=REQUESTER,
+        requester_channel=REQUESTER,
+        reason="joins on-prem",
+    )
+    assert result.outcome is Outcome.REQUESTED and result.request is not None
+    return result.request
+
+
+def test_an_eligible_address_becomes_a_pending_request_with_its_plan(world) -> None:
+    svc, _, _ = world
+    request = requested(svc)
+    assert request.state is RequestState.PENDING
+    assert request.plan["changes"][0]["after"] == "jane@contoso.com"
+    assert request.expires_at == svc.clock() + timedelta(hours=24)
+    assert [e.event for e in svc.store.list_audit(request_id=request.id)] == ["requested"]
+
+
+def test_a_blocked_address_makes_no_request(world) -> None:
+    svc, _, _ = world
+    result = request_match(
+        svc, address="alex.admin@contoso.com", onprem_id=None, requester_id=REQUESTER
+    )
+    assert result.outcome is Outcome.NOT_ELIGIBLE
+    assert svc.store.list_requests() == []
+
+
+def test_approval_writes_ad_once_and_records_the_old_values(world) -> None:
+    svc, ad, _ = world
+    request = requested(svc, "paul.primary@contoso.com")
+    result = approve_request(svc, request.id, APPROVER, Team())
+    assert result.outcome is Outcome.APPLIED
+    paul = ad_user(ad, "paul.primary")
+    assert paul.mail == "paul.primary@contoso.com"
+    assert "smtp:paul@fabrikam.com" in paul.proxy_addresses
+    stored = svc.store.get_request(request.id)
+    assert stored is not None and stored.state is RequestState.APPLIED
+    assert stored.decided_by == APPROVER
+    mail = {c["attribute"]: c for c in stored.applied["changes"]}["mail"]
+    assert mail == {
+        "attribute": "mail",
+        "before": "paul@fabrikam.com",
+        "after": "paul.primary@contoso.com",
+    }
+
+
+def test_the_requester_cannot_approve_their_own_request(world) -> None:
+    svc, ad, _ = world
+    request = requested(svc)
+    result = approve_request(svc, request.id, REQUESTER, Team())
+    assert result.outcome is Outcome.REFUSED_SELF
+    assert ad_user(ad, "jane.doe").mail is None
+    assert svc.store.get_request(request.id).state is RequestState.PENDING
+
+
+def test_a_non_approver_is_refused(world) -> None:
+    svc, ad, _ = world
+    request = requested(svc)
+    assert approve_request(svc, request.id, "U0RANDOM", Team()).outcome is (
+        Outcome.REFUSED_NOT_APPROVER
+    )
+    assert ad_user(ad, "jane.doe").mail is None
+    assert "approve_refused" in [e.event for e in svc.store.list_audit(request_id=request.id)]
+
+
+def test_a_member_of_an_approver_group_may_approve(world) -> None:
+    svc, _, _ = world
+    request = requested(svc)
+    assert approve_request(svc, request.id, GROUP_MEMBER, Team()).outcome is Outcome.APPLIED
+
+
+def test_two_concurrent_approvals_write_exactly_once(world) -> None:
+    svc, ad, _ = world
+    request = requested(svc)
+    writes: list[object] = []
+    real_apply = ad.apply
+
+    def counting_apply(plan):
+        writes.append(plan)
+        return real_apply(plan)
+
+    ad.apply = counting_apply  # type: ignore[method-assign]
+    barrier = threading.Barrier(2)
+    outcomes: list[Outcome] = []
+
+    def click(user: str) -> None:
+        barrier.wait()
+        outcomes.append(approve_request(svc, request.id, user, Team()).outcome)
+
+    threads = [threading.Thread(target=click, args=(u,)) for u in (APPROVER, GROUP_MEMBER)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == sorted([Outcome.APPLIED, Outcome.STALE])
+    assert len(writes) == 1
+
+
+def test_a_changed_cloud_primary_is_refused_at_approval(world) -> None:
+    svc, ad, cloud = world
+    request = requested(svc)
+    jane = next(u for u in cloud.users if u.user_principal_name == "jane@contoso.com")
+    cloud.update_user(
+        replace(jane, proxy_addresses=("SMTP:jane.new@contoso.com", "smtp:jane@contoso.com"))
+    )
+    result = approve_request(svc, request.id, APPROVER, Team())
+    assert result.outcome is Outcome.RECHECK_BLOCKED
+    assert "cloud.primary_unchanged" in result.message
+    assert ad_user(ad, "jane.doe").mail is None
+    assert svc.store.get_request(request.id).state is RequestState.FAILED
+
+
+def test_a_change_to_the_ad_user_since_the_request_is_refused(world) -> None:
+    svc, ad, _ = world
+    request = requested(svc)
+    ad.users = [
+        replace(u, proxy_addresses=("smtp:jd@contoso.com",))
+        if u.sam_account_name == "jane.doe"
+        else u
+        for u in ad.users
+    ]
+    result = approve_request(svc, request.id, APPROVER, Team())
+    assert result.outcome is Outcome.RECHECK_BLOCKED
+    assert ad_user(ad, "jane.doe").proxy_addresses == ("smtp:jd@contoso.com",)
+
+
+def test_a_directory_outage_mid_approval_changes_nothing_and_releases_the_request(world) -> None:
+    svc, ad, cloud = world
+    request = requested(svc)
+
+    def down(*_: object) -> list[object]:
+        raise DirectoryUnavailable("Entra ID", "graph.example", "timed out")
+
+    cloud.find_users = down  # type: ignore[method-assign]
+    result = approve_request(svc, request.id, APPROVER, Team())
+    assert result.outcome is Outcome.OUTAGE
+    assert result.reference and result.reference in result.message
+    assert ad_user(ad, "jane.doe").mail is None
+    assert svc.store.get_request(request.id).state is RequestState.PENDING
+
+
+def test_reject_records_the_reason_and_blocks_a_later_approval(world) -> None:
+    svc, ad, _ = world
+    request = requested(svc)
+    result = reject_request(svc, request.id, APPROVER, Team(), "wrong person")
+    assert result.outcome is Outcome.REJECTED
+    assert result.request.decision_reason == "wrong person"
+    assert approve_request(svc, request.id, GROUP_MEMBER, Team()).outcome is Outcome.STALE
+    assert ad_user(ad, "jane.doe").mail is None
+
+
+def test_an_expired_request_cannot_be_approved(world) -> None:
+    svc, ad, _ = world
+    request = requested(svc)
+    svc.clock.now += timedelta(hours=25)  # type: ignore[attr-defined]
+    result = approve_request(svc, request.id, APPROVER, Team())
+    assert result.outcome is Outcome.EXPIRED
+    assert svc.store.get_request(request.id).state is RequestState.EXPIRED
+    assert ad_user(ad, "jane.doe").mail is None
+
+
+def test_the_expiry_sweep_expires_only_overdue_requests(world) -> None:
+    svc, _, _ = world
+    old = requested(svc)
+    svc.clock.now += timedelta(hours=20)  # type: ignore[attr-defined]
+    young = requested(svc, "paul.primary@contoso.com")
+    svc.clock.now += timedelta(hours=5)  # type: ignore[attr-defined]
+    assert [r.id for r in expire_requests(svc)] == [old.id]
+    assert svc.store.get_request(young.id).state is RequestState.PENDING
+
+
+def test_revert_restores_the_recorded_values(world) -> None:
+    svc, ad, _ = world
+    request = requested(svc, "paul.primary@contoso.com")
+    before = ad_user(ad, "paul.primary")
+    approve_request(svc, request.id, APPROVER, Team())
+    result = revert_request(svc, request.id, APPROVER, Team())
+    assert result.outcome is Outcome.REVERTED
+    after = ad_user(ad, "paul.primary")
+    assert after.mail == before.mail
+    assert set(after.proxy_addresses) == set(before.proxy_addresses)
+    assert revert_request(svc, request.id, APPROVER, Team()).outcome is Outcome.STALE

@@ -1,0 +1,131 @@
+"""Block Kit builders: what the requester and the approvers see."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from bot.directories.demo import build_demo_directories
+from bot.rules.codec import report_to_dict
+from bot.rules.requests import RequestState
+from bot.services.check import Directories, check_match
+from bot.slack_views.blocks import approval_blocks, home_view, report_blocks
+from bot.slack_views.ids import ActionId
+from bot.store.repository import MatchRequest
+
+
+def demo_report(address: str) -> dict:
+    return report_to_dict(check_match(Directories(*build_demo_directories()), address))
+
+
+def flat(blocks: list[dict]) -> str:
+    return json.dumps(blocks, ensure_ascii=False)
+
+
+def action_ids(blocks: list[dict]) -> list[str]:
+    return [e["action_id"] for b in blocks if b["type"] == "actions" for e in b["elements"]]
+
+
+def a_request(**kw) -> MatchRequest:
+    report = demo_report("paul.primary@contoso.com")
+    now = datetime(2026, 11, 26, 9, tzinfo=UTC)
+    values = dict(
+        id="r1",
+        address="paul.primary@contoso.com",
+        onprem_id=None,
+        target_address="paul.primary@contoso.com",
+        onprem_dn=report["onprem"]["dn"],
+        cloud_user_id="c1",
+        cloud_upn="paul.primary@contoso.com",
+        anchor="x",
+        plan=report["plan"],
+        report=report,
+        requester_id="U1",
+        requester_name="helpdesk",
+        reason="moving <to> AD & more",
+        state=RequestState.PENDING,
+        created_at=now,
+        expires_at=now,
+        updated_at=now,
+        decided_by=None,
+        decided_at=None,
+        decision_reason=None,
+        applied=None,
+        approval_channel="C1",
+        approval_ts="1.1",
+        requester_channel="U1",
+        notify_ts=None,
+        version=1,
+    )
+    values.update(kw)
+    return MatchRequest(**values)
+
+
+def test_an_eligible_report_shows_both_sides_every_check_the_plan_and_the_button() -> None:
+    blocks = report_blocks(demo_report("paul.primary@contoso.com"), offer_request=True)
+    text = flat(blocks)
+    for words in (
+        "Entra ID",
+        "Active Directory",
+        "unique.onprem",
+        "cloud.primary_unchanged",
+        "SMTP:paul@fabrikam.com",
+        "paul.primary@contoso.com",
+        "Eligible",
+    ):
+        assert words in text
+    assert action_ids(blocks) == [ActionId.REQUEST_APPROVAL]
+    assert len(blocks) <= 50
+
+
+def test_a_blocked_report_offers_no_request_and_shows_the_remedy() -> None:
+    blocks = report_blocks(demo_report("alex.admin@contoso.com"), offer_request=True)
+    assert action_ids(blocks) == []
+    assert "Remove the role(s), match, then add them back." in flat(blocks)
+
+
+def test_the_request_button_carries_only_what_is_checked_again() -> None:
+    blocks = report_blocks(demo_report("jane@contoso.com"), offer_request=True)
+    value = json.loads(next(b for b in blocks if b["type"] == "actions")["elements"][0]["value"])
+    assert set(value) == {"address", "onprem"}
+
+
+def test_a_pending_request_has_approve_and_reject_carrying_only_its_id() -> None:
+    blocks = approval_blocks(a_request())
+    assert action_ids(blocks) == [ActionId.APPROVE, ActionId.REJECT]
+    assert {e["value"] for b in blocks if b["type"] == "actions" for e in b["elements"]} == {"r1"}
+    assert "moving &lt;to&gt; AD &amp; more" in flat(blocks)
+
+
+def test_a_decided_request_has_no_decision_buttons_and_names_the_approver() -> None:
+    request = a_request(
+        state=RequestState.REJECTED,
+        decided_by="U2",
+        decided_at=datetime(2026, 11, 26, 10, tzinfo=UTC),
+        decision_reason="not today",
+    )
+    blocks = approval_blocks(request)
+    assert action_ids(blocks) == []
+    assert "<@U2>" in flat(blocks) and "not today" in flat(blocks)
+
+
+def test_an_applied_request_shows_before_and_after_and_offers_revert() -> None:
+    request = a_request(
+        state=RequestState.APPLIED,
+        decided_by="U2",
+        decided_at=datetime(2026, 11, 26, 10, tzinfo=UTC),
+        applied=a_request().plan,
+    )
+    blocks = approval_blocks(request)
+    assert action_ids(blocks) == [ActionId.REVERT]
+    assert "Written (before → after)" in flat(blocks)
+
+
+def test_home_lists_own_awaiting_and_recent() -> None:
+    mine = a_request()
+    theirs = replace(a_request(), id="r2", requester_id="U9")
+    view = home_view([mine], [theirs], [], is_approver=True)
+    text = flat(view["blocks"])
+    assert "`r1`" in text and "`r2`" in text and "Awaiting you" in text
+    assert "Awaiting you" not in flat(home_view([mine], [], [], is_approver=False)["blocks"])
