@@ -7,16 +7,21 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 from sqlalchemy.exc import IntegrityError
 
 from bot.errors import ConfigurationError
 from bot.rules.requests import InvalidTransition, RequestState
 from bot.store import MatchRequest, RequestNotFound, Store
+from bot.store.repository import MIGRATIONS_DIR
 from bot.store.tables import BigId, JsonDoc, UtcDateTime
+from tests.support.postgres import PostgresStartError, ThrowawayPostgres
 
 S = RequestState
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
@@ -699,3 +704,28 @@ def test_a_configuration_error_never_shows_the_password() -> None:
         Store("oracle://scott:tiger-secret@db.example/orcl")
 
     assert "tiger-secret" not in str(raised.value)
+
+
+def test_the_migrations_downgrade_to_revision_1_and_back(store: Store) -> None:
+    request = new_request(store)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+
+    with store.connection() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0001")
+    downgraded = store.schema_revision()
+    store.migrate()
+
+    assert downgraded == "0001"
+    assert store.schema_revision() == "0002"
+    assert store.get_request(request.id) == request
+
+
+def test_a_postgresql_that_cannot_start_is_reported_with_the_reason(tmp_path: Path) -> None:
+    server = ThrowawayPostgres(tmp_path / "no-such-bin")
+    try:
+        with pytest.raises(PostgresStartError, match="initdb could not run"):
+            server.start()
+    finally:
+        server.stop()
