@@ -18,6 +18,7 @@ Implements :class:`bot.ports.OnPremDirectory`. What it guarantees:
 from __future__ import annotations
 
 import logging
+import math
 import re
 import ssl
 import threading
@@ -245,7 +246,8 @@ class _ConnectionPool:
             user=self._bind_dn,
             client_strategy=ldap3.SYNC,
             auto_bind=ldap3.AUTO_BIND_NONE,
-            receive_timeout=self._timeout,
+            # ldap3 packs this into SO_RCVTIMEO as whole seconds: it must be an int.
+            receive_timeout=max(1, math.ceil(self._timeout)),
             raise_exceptions=False,
             return_empty_attributes=False,
             auto_range=True,
