@@ -19,11 +19,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.compose import build_directories
+from bot.compose import build_directories, build_sync_trigger
 from bot.services.check import Directories
 from bot.services.requests import RequestServices, expire_requests
+from bot.services.sync import SyncServices, poll_due_watches, start_watch
 from bot.settings import Settings, load_settings
-from bot.store.repository import Store
+from bot.store.repository import MatchRequest, Store
 
 log = logging.getLogger("smtpmatch")
 
@@ -48,15 +49,29 @@ class Bot:
 
     app: App
     services: RequestServices
+    sync: SyncServices
     settings: Settings
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
 
     def start_background(self) -> None:
-        """Start the expiry sweep (and, later, the sync watcher)."""
-        thread = threading.Thread(target=self._sweep_expired, name="expiry", daemon=True)
-        thread.start()
-        self.threads.append(thread)
+        """Start the expiry sweep and the sync watcher."""
+        for target, name in ((self._sweep_expired, "expiry"), (self._watch_sync, "sync-watch")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def _watch_sync(self) -> None:
+        # Wake often enough that a due watch waits at most a few seconds; the cadence of the
+        # Graph calls themselves is each watch's next_poll_at.
+        interval = min(self.sync.poll_seconds, 5.0)
+        while not self.stop_event.wait(interval):
+            try:
+                while poll_due_watches(self.sync):
+                    if self.stop_event.is_set():
+                        break
+            except Exception:  # a watcher fault must not kill the bot; logged and retried
+                log.exception("sync watcher failed; retrying")
 
     def _sweep_expired(self) -> None:
         from handlers.actions import refresh_approval_message
@@ -93,6 +108,7 @@ def build_bot(
     """
     from handlers import register
     from handlers.context import BotContext
+    from handlers.notify import SlackNotifier
 
     settings.require("slack_bot_token", "slack_signing_secret")
     assert settings.slack_signing_secret is not None
@@ -109,6 +125,17 @@ def build_bot(
     if clock is not None:
         services.clock = clock
     client = build_web_client(settings)
+    sync = SyncServices(
+        dirs=dirs,
+        store=store,
+        notifier=SlackNotifier(client, store, settings.smtpmatch_notify_channel),
+        trigger=build_sync_trigger(settings, dirs),
+        poll_seconds=settings.smtpmatch_sync_poll_seconds,
+        timeout=timedelta(minutes=settings.smtpmatch_sync_timeout_minutes),
+    )
+    if clock is not None:
+        sync.clock = clock
+    services.on_applied = lambda request: _start_watch_safely(sync, request)
     app = App(
         client=client,
         signing_secret=settings.slack_signing_secret.get_secret_value(),
@@ -123,7 +150,15 @@ def build_bot(
             notify_channel=settings.smtpmatch_notify_channel,
         ),
     )
-    return Bot(app=app, services=services, settings=settings)
+    return Bot(app=app, services=services, sync=sync, settings=settings)
+
+
+def _start_watch_safely(sync: SyncServices, request: MatchRequest) -> None:
+    """The write is done and recorded; a fault while starting the watch must not hide that."""
+    try:
+        start_watch(sync, request)
+    except Exception:
+        log.exception("could not start the sync watch for %s", request.id)
 
 
 def build_http_app(bot: Bot) -> Starlette:

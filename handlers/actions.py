@@ -172,11 +172,31 @@ def _announce(client: WebClient, ctx: BotContext, result: Result) -> None:
             f"written to AD. Directory sync will now bind {request.target_address}."
         )
         blocks = message_blocks(text) + plan_blocks(request.applied, "Written")
+    elif result.outcome is Outcome.REVERTED:
+        text = (
+            f"SMTP match `{request.id}` for {request.target_address} was reverted by "
+            f"<@{request.decided_by}>: the old AD values are back."
+        )
+        blocks = message_blocks(text) + plan_blocks(
+            request.applied
+            and {
+                "dn": request.applied["dn"],
+                "changes": [
+                    {**c, "before": c["after"], "after": c["before"]}
+                    for c in request.applied["changes"]
+                ],
+            },
+            "Restored",
+        )
     else:
         text = f"Your SMTP match `{request.id}` for {request.target_address}: {result.message}"
         blocks = message_blocks(text)
     if request.requester_channel:
         _dm(client, request.requester_channel, text, blocks)
+    if result.outcome is Outcome.REVERTED and ctx.notify_channel and request.notify_ts:
+        client.chat_postMessage(
+            channel=ctx.notify_channel, thread_ts=request.notify_ts, text=text, blocks=blocks
+        )
 
 
 def handle_approve_action(

@@ -265,6 +265,18 @@ def approval_text(request: MatchRequest) -> str:
     return f"SMTP match request {request.id} for {request.target_address}: {request.state}"
 
 
+def notify_blocks(request: MatchRequest, status: str) -> list[Block]:
+    """The one message per request in the team's channel (details go in its thread)."""
+    return [
+        _section(
+            f"*SMTP match* `{request.id}`: `{_escape(request.target_address)}` → "
+            f"`{_escape(request.onprem_dn)}`\nRequested by <@{request.requester_id}>"
+            + (f", approved by <@{request.decided_by}>" if request.decided_by else "")
+            + f"\n{_escape(status)}"
+        )
+    ]
+
+
 def reason_modal(callback: CallbackId, private_metadata: str, *, required: bool) -> Block:
     """A modal asking for a reason (optional when requesting, required when rejecting)."""
     title = "Request approval" if callback is CallbackId.REQUEST_REASON else "Reject request"
@@ -363,6 +375,7 @@ __all__ = [
     "help_blocks",
     "home_view",
     "message_blocks",
+    "notify_blocks",
     "plan_blocks",
     "reason_modal",
     "report_blocks",

@@ -1,0 +1,163 @@
+"""Triggering and watching directory sync after a write, and telling people the result.
+
+Watches live in the store and are leased, so they survive restarts and, with several replicas
+on PostgreSQL, each is worked by one replica at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from bot.errors import DirectoryError
+from bot.models import RoleAssignment, Unknown
+from bot.rules.requests import RequestState
+from bot.rules.sync import SyncFacts, SyncJudgement, SyncOutcome, judge_sync
+from bot.services.check import Directories
+from bot.store.repository import MatchRequest, Store, SyncWatch
+from bot.sync_triggers import NoTrigger, SyncSubject, SyncTriggerPort
+
+log = logging.getLogger(__name__)
+
+_STATE_OF = {
+    SyncOutcome.MATCHED: RequestState.MATCHED,
+    SyncOutcome.SYNC_FAILED: RequestState.SYNC_FAILED,
+    SyncOutcome.SYNC_TIMEOUT: RequestState.SYNC_TIMEOUT,
+}
+
+
+class Notifier(Protocol):
+    """Tells people about sync (the Slack adapter posts to the team and the requester)."""
+
+    def sync_started(self, request: MatchRequest, note: str) -> None:
+        """The change was written and sync was triggered (or is awaited)."""
+        ...
+
+    def sync_finished(self, request: MatchRequest, judgement: SyncJudgement) -> None:
+        """Sync matched, failed or timed out."""
+        ...
+
+
+def default_owner() -> str:
+    """A name for this replica's watcher: host and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class SyncServices:
+    """What the sync use cases need."""
+
+    dirs: Directories
+    store: Store
+    notifier: Notifier
+    trigger: SyncTriggerPort = field(default_factory=NoTrigger)
+    poll_seconds: float = 60.0
+    timeout: timedelta = timedelta(minutes=90)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    owner: str = field(default_factory=default_owner)
+    #: A lease lasts a few polls, so a crashed replica's watches are taken over soon.
+    lease_seconds: float = 120.0
+
+
+def start_watch(svc: SyncServices, request: MatchRequest) -> SyncWatch:
+    """Trigger a sync for an applied request and start watching it.
+
+    A trigger fault does not undo the write: the watch still runs (the scheduled cycle will
+    come), and the fault is recorded and told.
+    """
+    subject = SyncSubject(request.id, request.onprem_dn, request.target_address, request.anchor)
+    try:
+        note = svc.trigger.trigger(subject)
+    except DirectoryError as exc:
+        log.warning("sync trigger for %s failed: %s", request.id, exc)
+        note = f"the {svc.trigger.name} trigger failed ({exc}); waiting for the scheduled cycle"
+    now = svc.clock()
+    watch = svc.store.create_watch(
+        request_id=request.id,
+        anchor=request.anchor,
+        cloud_user_id=request.cloud_user_id,
+        deadline=now + svc.timeout,
+        next_poll_at=now + timedelta(seconds=min(svc.poll_seconds, 5.0)),
+    )
+    svc.store.append_audit(
+        "sync_triggered", request_id=request.id, details={"trigger": svc.trigger.name, "note": note}
+    )
+    svc.notifier.sync_started(request, note)
+    return watch
+
+
+def _gather(svc: SyncServices, request: MatchRequest, watch: SyncWatch) -> SyncFacts:
+    cloud = svc.dirs.cloud
+    target = cloud.get_user(watch.cloud_user_id)
+    holders = tuple(cloud.find_by_anchor(watch.anchor, None))
+    roles: tuple[RoleAssignment, ...] | Unknown | None = None
+    if any(h.id != watch.cloud_user_id for h in holders):
+        roles = cloud.roles(watch.cloud_user_id)  # only needed to name the cause of a failure
+    return SyncFacts(
+        anchor=watch.anchor,
+        address=request.target_address,
+        upn=str(request.report.get("onprem", {}).get("userPrincipalName") or "") or None,
+        target_id=watch.cloud_user_id,
+        target=target,
+        anchor_holders=holders,
+        target_roles=roles,
+    )
+
+
+def _next_poll(svc: SyncServices, attempts: int, now: datetime) -> datetime:
+    # Back off from the configured cadence to at most 8x it, so a long wait costs few calls.
+    delay = svc.poll_seconds * min(2 ** max(attempts - 1, 0), 8)
+    return now + timedelta(seconds=delay)
+
+
+def poll_due_watches(svc: SyncServices, limit: int = 10) -> int:
+    """Look once at every due watch this replica can lease; returns how many were looked at."""
+    now = svc.clock()
+    watches = svc.store.lease_due_watches(svc.owner, now, svc.lease_seconds, limit)
+    for watch in watches:
+        _poll(svc, watch)
+    return len(watches)
+
+
+def _poll(svc: SyncServices, watch: SyncWatch) -> None:
+    request = svc.store.get_request(watch.request_id)
+    now = svc.clock()
+    if request is None or request.state is not RequestState.APPLIED:
+        # Reverted (or otherwise settled) meanwhile: nothing left to watch.
+        state = request.state if request else "gone"
+        svc.store.finish_watch(watch.id, svc.owner, "cancelled", f"request is {state}")
+        return
+    try:
+        judgement = judge_sync(_gather(svc, request, watch), now=now, deadline=watch.deadline)
+    except DirectoryError as exc:
+        log.warning("sync watch %s: Entra ID did not answer (%s); will retry", watch.id, exc)
+        svc.store.reschedule_watch(
+            watch.id, svc.owner, _next_poll(svc, watch.attempts + 1, now), watch.attempts + 1
+        )
+        return
+    if judgement.outcome is SyncOutcome.WAITING:
+        svc.store.reschedule_watch(
+            watch.id, svc.owner, _next_poll(svc, watch.attempts + 1, now), watch.attempts + 1
+        )
+        return
+    if not svc.store.finish_watch(watch.id, svc.owner, judgement.outcome, judgement.detail):
+        return  # our lease ran out and another replica owns the watch now
+    state = _STATE_OF[judgement.outcome]
+    reason = judgement.detail + (f" Remedy: {judgement.remedy}" if judgement.remedy else "")
+    settled = svc.store.transition(
+        request.id, [RequestState.APPLIED], state, decision_reason=reason
+    )
+    svc.store.append_audit(
+        f"sync_{judgement.outcome}"
+        if not judgement.outcome.startswith("sync")
+        else str(judgement.outcome),
+        request_id=request.id,
+        details={"detail": judgement.detail, "remedy": judgement.remedy},
+    )
+    if settled is not None:
+        svc.notifier.sync_finished(settled, judgement)
