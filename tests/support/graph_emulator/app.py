@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 import jwt
 from cryptography import x509
@@ -163,8 +163,10 @@ class GraphApp:
             # asyncio.sleep, so concurrent requests overlap as they would against Graph.
             await asyncio.sleep(latency)
         path = request.url.path
-        if path.startswith("/v1.0/") or path == "/v1.0":
-            return await self.handle_graph(request, path[len("/v1.0") :])
+        # Route Graph on the raw path: an id holding an encoded "/" (%2F) stays one segment.
+        raw_path = request.scope.get("raw_path", b"").decode("ascii", "replace").split("?")[0]
+        if raw_path.startswith("/v1.0/") or raw_path == "/v1.0":
+            return await self.handle_graph(request, raw_path[len("/v1.0") :])
         response = await self.handle_identity(request, path)
         self.state.record(RecordedRequest(request.method, path, "", response.status_code))
         return response
@@ -406,7 +408,7 @@ class GraphApp:
             )
         if method != "GET":
             return graph_error(405, "Request_BadRequest", f"Method {method} is not supported here.")
-        parts = [p for p in path.split("/") if p]
+        parts = [unquote(p) for p in path.split("/") if p]
         query = Query(params, path)
         try:
             with self.state.lock:
