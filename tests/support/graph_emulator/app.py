@@ -274,7 +274,10 @@ class GraphApp:
         for cert in self.certificates:
             sha1 = jwt.utils.base64url_encode(cert.fingerprint(hashes.SHA1())).decode()
             sha256 = jwt.utils.base64url_encode(cert.fingerprint(hashes.SHA256())).decode()
-            if header.get("x5t") != sha1 and header.get("x5t#S256") != sha256:
+            # msal keeps the base64url padding in x5t; the JOSE spec leaves it out: accept both.
+            x5t = str(header.get("x5t", "")).rstrip("=")
+            x5t256 = str(header.get("x5t#S256", "")).rstrip("=")
+            if x5t != sha1 and x5t256 != sha256:
                 continue
             try:
                 claims = jwt.decode(
