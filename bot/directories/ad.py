@@ -17,6 +17,7 @@ Implements :class:`bot.ports.OnPremDirectory`. What it guarantees:
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import re
@@ -156,13 +157,23 @@ def _is_smtp_of(value: str, address: str) -> bool:
     return bool(sep) and prefix.lower() == "smtp" and rest.casefold() == address.casefold()
 
 
+def _host_port(url: str) -> tuple[str, int]:
+    """Host and port of an ``ldap[s]://host[:port]`` URL (IPv6 literals in brackets)."""
+    scheme, _, rest = url.partition("://")
+    rest = rest.rstrip("/")
+    default = 636 if scheme.lower() == "ldaps" else 389
+    if rest.startswith("["):
+        host, _, tail = rest[1:].partition("]")
+        port = tail.removeprefix(":")
+    else:
+        host, _, port = rest.partition(":")
+    return host, int(port) if port.isdigit() else default
+
+
 def _endpoint(url: str) -> str:
     """``host:port`` of an LDAP URL, for messages (URLs never carry credentials here)."""
-    scheme, _, rest = url.partition("://")
-    host = rest.rstrip("/")
-    if ":" in host.rsplit("]", 1)[-1]:
-        return host
-    return f"{host}:{636 if scheme.lower() == 'ldaps' else 389}"
+    host, port = _host_port(url)
+    return f"{host}:{port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,8 +241,12 @@ class _ConnectionPool:
 
     @staticmethod
     def _server(url: str, ca_file: Path | None, timeout: float) -> ldap3.Server:
-        host = url.partition("://")[2].rstrip("/").rsplit(":", 1)[0].strip("[]")
-        is_ip = re.fullmatch(r"[0-9.]+|[0-9a-fA-F:]+", host) is not None
+        host = _host_port(url)[0]
+        try:
+            ipaddress.ip_address(host)
+            is_ip = True
+        except ValueError:
+            is_ip = False
         tls = ldap3.Tls(
             validate=ssl.CERT_REQUIRED,
             ca_certs_file=str(ca_file) if ca_file else None,

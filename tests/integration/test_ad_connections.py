@@ -36,6 +36,7 @@ def _settings(samba_dc: SambaDC, **overrides: Any) -> Settings:
         "ldap_base_dn": samba_dc.base_dn,
         "ldap_ca_file": samba_dc.ca_file,
         "ldap_timeout_seconds": 2,
+        "ldap_gc_url": None,
         "_env_file": None,
     }
     values.update(overrides)

@@ -573,6 +573,7 @@ if pytest is not None:
             ldap_base_dn=samba_dc.base_dn,
             ldap_ca_file=samba_dc.ca_file,
             ldap_timeout_seconds=5,
+            ldap_gc_url=None,
             _env_file=None,
         )
 
