@@ -445,7 +445,6 @@ class ActiveDirectory:
         )
         self._base_dn = base_dn
         self._schema: _Schema | None = None
-        self._gc_base: str | None = None
         self._schema_lock = threading.Lock()
 
     @classmethod
@@ -664,7 +663,9 @@ class ActiveDirectory:
         pool = self._gc_pool or self._pool
 
         def search(conn: ldap3.Connection) -> list[tuple[str, Mapping[str, Any]]]:
-            base = self._gc_search_base(conn) if pool is self._gc_pool else schema.base_dn
+            # On a Global Catalog the empty base with subtree scope spans every domain tree
+            # of the forest (AD and Samba both support it).
+            base = "" if pool is self._gc_pool else schema.base_dn
             return self._search(conn, base, ldap_filter, attributes)
 
         holders: list[Holder] = []
@@ -675,13 +676,6 @@ class ActiveDirectory:
             seen.add(dn.casefold())
             holders.extend(_holders_of(dn, raw, address))
         return tuple(holders)
-
-    def _gc_search_base(self, conn: ldap3.Connection) -> str:
-        """The forest root for Global Catalog searches (read once)."""
-        if self._gc_base is None:
-            root = self._root_dse(conn)
-            self._gc_base = _text(root, "rootDomainNamingContext") or ""
-        return self._gc_base
 
     # -- apply ------------------------------------------------------------------------------
 

@@ -6,13 +6,21 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
-from bot.directories.ad import ActiveDirectory, escape_filter_value, object_kind, sid_to_string
+from bot.directories.ad import (
+    ActiveDirectory,
+    _Schema,
+    _to_user,
+    escape_filter_value,
+    object_kind,
+    sid_to_string,
+)
 from bot.errors import AuthenticationFailed, ConfigurationError, DirectoryUnavailable
 from bot.models import ObjectKind
 from bot.settings import Settings
@@ -296,3 +304,26 @@ def test_the_adapter_can_be_built_directly(samba_dc: SambaDC, ad: AdSandbox) -> 
     ) as directory:
         # Without a base DN the server's defaultNamingContext is used.
         assert [u.dn for u in directory.find_users("x@contoso.com", dn)] == [dn]
+
+
+def test_exchange_attributes_are_read_when_the_schema_has_them() -> None:
+    # Samba has no Exchange schema, so this part is checked on the conversion alone.
+    mailbox = uuid.UUID("0b9c6a5e-1d2f-4c3b-8a7e-123456789abc")
+    raw = {
+        "objectGUID": [uuid.uuid4().bytes_le],
+        "objectClass": [b"top", b"person", b"organizationalPerson", b"user"],
+        "msExchMailboxGuid": [mailbox.bytes_le],
+        "msExchRecipientTypeDetails": [b"1"],
+        "userAccountControl": [b"-2147483646"],
+    }
+    schema = _Schema(
+        optional=frozenset({"msExchMailboxGuid", "msExchRecipientTypeDetails"}),
+        base_dn="DC=contoso,DC=test",
+    )
+
+    user = _to_user("CN=x,DC=contoso,DC=test", raw, schema)
+
+    assert user.exchange_schema is True
+    assert user.exchange_mailbox_guid == str(mailbox)
+    assert user.exchange_recipient_type_details == 1
+    assert not user.enabled  # a negative (signed) flags value still carries the disable bit
