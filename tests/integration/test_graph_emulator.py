@@ -1,0 +1,117 @@
+"""The Graph emulator itself follows the Graph behaviour the adapter relies on."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from bot.directories.graph import encode_query
+from tests.support.graph_emulator import GraphEmulator
+
+pytestmark = pytest.mark.graph
+
+
+@pytest.fixture
+def http(graph: GraphEmulator) -> Iterator[httpx.Client]:
+    token = httpx.post(
+        f"{graph.authority_host}/{graph.tenant_id}/oauth2/v2.0/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": graph.client_id,
+            "client_secret": graph.client_secret,
+            "scope": f"{graph.url}/.default",
+        },
+        verify=ssl.create_default_context(cafile=str(graph.ca_file)),
+    ).json()["access_token"]
+    with httpx.Client(
+        base_url=f"{graph.url}/v1.0",
+        headers={"Authorization": f"Bearer {token}"},
+        verify=ssl.create_default_context(cafile=str(graph.ca_file)),
+    ) as client:
+        yield client
+
+
+def get(http: httpx.Client, path: str, **params: str) -> httpx.Response:
+    return http.get(f"{path}?{encode_query(params)}" if params else path)
+
+
+def test_graph_without_a_token_answers_401_in_graphs_error_shape(graph: GraphEmulator) -> None:
+    answer = httpx.get(
+        f"{graph.url}/v1.0/users", verify=ssl.create_default_context(cafile=str(graph.ca_file))
+    )
+
+    assert answer.status_code == 401
+    assert answer.json()["error"]["code"] == "InvalidAuthenticationToken"
+    assert "request-id" in answer.json()["error"]["innerError"]
+
+
+def test_on_prem_properties_come_back_only_when_selected(
+    graph: GraphEmulator, http: httpx.Client
+) -> None:
+    user = graph.state.add_user("jane@contoso.com", on_premises_immutable_id="AAAA")
+
+    plain = get(http, f"/users/{user.id}").json()
+    selected = get(http, f"/users/{user.id}", **{"$select": "id,onPremisesImmutableId"}).json()
+
+    assert "onPremisesImmutableId" not in plain and "proxyAddresses" not in plain
+    assert selected["onPremisesImmutableId"] == "AAAA"
+
+
+def test_filters_compare_case_insensitively_and_unescape_doubled_quotes(
+    graph: GraphEmulator, http: httpx.Client
+) -> None:
+    user = graph.state.add_user("o'neil@contoso.com", proxy_addresses=["SMTP:O'Neil@contoso.com"])
+
+    found = get(
+        http, "/users", **{"$filter": "proxyAddresses/any(p:p eq 'smtp:o''neil@CONTOSO.com')"}
+    ).json()["value"]
+
+    assert [u["id"] for u in found] == [user.id]
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("city eq 'x'", "Request_UnsupportedQuery"),
+        ("mail ne 'x'", "Request_UnsupportedQuery"),
+        ("mail eq 'x", "BadRequest"),
+        ("mail eq 'x' or", "BadRequest"),
+        ("(mail eq 'x'", "BadRequest"),
+    ],
+)
+def test_unsupported_or_malformed_filters_answer_400(
+    http: httpx.Client, text: str, code: str
+) -> None:
+    answer = get(http, "/users", **{"$filter": text})
+
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == code
+
+
+def test_a_batch_of_more_than_twenty_requests_is_refused(http: httpx.Client) -> None:
+    requests = [{"id": str(n), "method": "GET", "url": "/domains"} for n in range(21)]
+
+    answer = http.post("/$batch", json={"requests": requests})
+
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "BadRequest"
+
+
+def test_a_wrong_client_secret_answers_invalid_client(graph: GraphEmulator) -> None:
+    answer = httpx.post(
+        f"{graph.authority_host}/{graph.tenant_id}/oauth2/v2.0/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": graph.client_id,
+            "client_secret": "nope",
+            "scope": f"{graph.url}/.default",
+        },
+        verify=ssl.create_default_context(cafile=str(graph.ca_file)),
+    )
+
+    assert answer.status_code == 401
+    assert answer.json()["error"] == "invalid_client"
+    assert graph.token_requests == 1
