@@ -15,6 +15,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
 )
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -162,13 +163,26 @@ def _start_watch_safely(sync: SyncServices, request: MatchRequest) -> None:
 
 
 def build_http_app(bot: Bot) -> Starlette:
-    """``POST /slack/events`` (commands, interactivity, events) and ``GET /healthz``."""
-    from slack_bolt.adapter.starlette import SlackRequestHandler
+    """``POST /slack/events`` (commands, interactivity, events) and ``GET /healthz``.
 
-    handler = SlackRequestHandler(bot.app)
+    Bolt's dispatch is synchronous and waits for the listener's ``ack()``; it runs in a worker
+    thread so that one slow listener never holds up the event loop (and other acks).
+    """
+    from slack_bolt.request import BoltRequest
 
     async def events(request: Request) -> Response:
-        return await handler.handle(request)
+        body = (await request.body()).decode("utf-8")
+        bolt_request = BoltRequest(
+            body=body,
+            query=request.url.query,
+            headers={k: [v] for k, v in request.headers.items()},
+        )
+        bolt_response = await run_in_threadpool(bot.app.dispatch, bolt_request)
+        return Response(
+            content=bolt_response.body,
+            status_code=bolt_response.status,
+            headers={k: v[0] for k, v in bolt_response.headers.items()},
+        )
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})

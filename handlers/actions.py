@@ -172,6 +172,12 @@ def _announce(client: WebClient, ctx: BotContext, result: Result) -> None:
             f"written to AD. Directory sync will now bind {request.target_address}."
         )
         blocks = message_blocks(text) + plan_blocks(request.applied, "Written")
+    elif result.outcome is Outcome.REJECTED:
+        text = (
+            f"Your SMTP match `{request.id}` for {request.target_address} was rejected by "
+            f"<@{request.decided_by}>: {request.decision_reason}"
+        )
+        blocks = message_blocks(text)
     elif result.outcome is Outcome.REVERTED:
         text = (
             f"SMTP match `{request.id}` for {request.target_address} was reverted by "

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.support.samba",
     "tests.support.graph",
     "tests.support.postgres",
+    "tests.support.slack",
 ]
