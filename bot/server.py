@@ -26,6 +26,7 @@ from bot.services.requests import RequestServices, expire_requests
 from bot.services.sync import SyncServices, poll_due_watches, start_watch
 from bot.settings import Settings, load_settings
 from bot.store.repository import MatchRequest, Store
+from handlers.context import BotContext
 
 log = logging.getLogger("smtpmatch")
 
@@ -52,6 +53,7 @@ class Bot:
     services: RequestServices
     sync: SyncServices
     settings: Settings
+    context: BotContext
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
 
@@ -85,10 +87,12 @@ class Bot:
                 log.exception("expiry sweep failed; retrying in 30 s")
 
     def stop(self) -> None:
-        """Stop the background jobs."""
+        """Stop the background jobs; work not started yet is dropped (nothing was written)."""
         self.stop_event.set()
         for thread in self.threads:
             thread.join(timeout=5)
+        self.context.background.shutdown(wait=True, cancel_futures=True)
+        self.services.dirs.executor.shutdown(wait=True, cancel_futures=True)
 
 
 def build_bot(
@@ -108,7 +112,6 @@ def build_bot(
         store: a store to use instead of ``SMTPMATCH_DATABASE_URL`` (tests).
     """
     from handlers import register
-    from handlers.context import BotContext
     from handlers.notify import SlackNotifier
 
     settings.require("slack_bot_token", "slack_signing_secret")
@@ -143,15 +146,13 @@ def build_bot(
         # auth.test at start-up would make start-up depend on Slack being reachable.
         token_verification_enabled=False,
     )
-    register(
-        app,
-        BotContext(
-            services=services,
-            approval_channel=settings.smtpmatch_approval_channel,
-            notify_channel=settings.smtpmatch_notify_channel,
-        ),
+    context = BotContext(
+        services=services,
+        approval_channel=settings.smtpmatch_approval_channel,
+        notify_channel=settings.smtpmatch_notify_channel,
     )
-    return Bot(app=app, services=services, sync=sync, settings=settings)
+    register(app, context)
+    return Bot(app=app, services=services, sync=sync, settings=settings, context=context)
 
 
 def _start_watch_safely(sync: SyncServices, request: MatchRequest) -> None:

@@ -60,7 +60,11 @@ def handle_smtpmatch_command(
         text=f"Checking {parsed.address} in Active Directory and Entra ID…",
     )
 
-    user = str(command.get("user_id", ""))
+    ctx.background.submit(_report, parsed, str(command.get("user_id", "")), respond, ctx)
+
+
+def _report(parsed: CheckCommand, user: str, respond: Respond, ctx: BotContext) -> None:
+    """Look the address up in both directories and answer the requester with the report."""
     with reply_on_fault(respond, f"the check of {parsed.address}"):
         report = check_match(ctx.services.dirs, parsed.address, parsed.onprem_id)
         ctx.services.store.append_audit(

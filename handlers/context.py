@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from slack_sdk import WebClient
@@ -24,6 +25,11 @@ class BotContext:
     services: RequestServices
     approval_channel: str | None
     notify_channel: str | None = None
+    #: Where slow work runs after the ack. Bolt's own listener pool is small; if the lookups
+    #: ran there, a burst of commands against a slow directory would queue later acks.
+    background: Executor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=32, thread_name_prefix="work")
+    )
 
 
 class SlackTeamDirectory:

@@ -22,7 +22,7 @@ class Directories:
     cloud: CloudDirectory
     policy: Policy = field(default_factory=Policy)
     executor: Executor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=16, thread_name_prefix="lookup")
+        default_factory=lambda: ThreadPoolExecutor(max_workers=64, thread_name_prefix="lookup")
     )
 
 
