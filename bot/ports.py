@@ -60,7 +60,8 @@ class OnPremDirectory(Protocol):
 
     def find_holders(self, address: str) -> Sequence[Holder]:
         """Every AD object of any class holding ``address`` in ``mail``, ``proxyAddresses``
-        (any prefix case), ``userPrincipalName`` or ``targetAddress``."""
+        (any prefix case), ``userPrincipalName`` or ``targetAddress``: one Holder per object and
+        attribute."""
         ...
 
     def apply(self, plan: ChangePlan) -> ChangePlan:
@@ -94,8 +95,9 @@ class CloudDirectory(Protocol):
         """Active directory roles (direct or through groups) and PIM-eligible ones."""
         ...
 
-    def find_holders(self, address: str) -> Sequence[Holder]:
-        """Every cloud object (users including guests, groups, contacts) holding ``address``."""
+    def find_holders(self, address: str) -> Sequence[Holder] | Unknown:
+        """Every cloud object (users including guests, groups, contacts) holding ``address``;
+        ``Unknown`` (naming the permission) when it may not list them."""
         ...
 
     def find_by_anchor(self, anchor: str, sid: str | None) -> Sequence[CloudUser]:

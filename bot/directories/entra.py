@@ -409,7 +409,18 @@ class EntraDirectory:
 
     # -- holders ----------------------------------------------------------------------
 
-    def find_holders(self, address: str) -> Sequence[Holder]:
+    def find_holders(self, address: str) -> Sequence[Holder] | Unknown:
+        """Every user (guests too), group and organizational contact holding ``address``.
+
+        Without the permission to list one of them the answer is ``Unknown`` naming it, so
+        ``unique.cloud`` says what could not be verified instead of the check failing.
+        """
+        try:
+            return self._find_holders(address)
+        except PermissionMissing as exc:
+            return Unknown(str(exc))
+
+    def _find_holders(self, address: str) -> list[Holder]:
         """Every user (guests too), group and organizational contact holding ``address``.
 
         One ``$batch`` of three filtered lists. The target user is among them when it holds

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from concurrent.futures import Executor, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.errors import InvalidInput
+from bot.models import Unknown
 from bot.ports import CloudDirectory, OnPremDirectory
 from bot.rules.address import parse_address, primary_smtp, same_address
 from bot.rules.checks import Report
@@ -51,9 +54,10 @@ def check_match(
 ) -> Report:
     """Look ``address`` up in both directories and explain whether it can be SMTP-matched.
 
-    Two concurrent rounds: first the users on both sides, the tenant and the holders of the
-    typed address; then what depends on the users found (mailbox, roles, anchor owners, UPN
-    owner, and the holders of the cloud primary when an alias was typed).
+    Every lookup starts as soon as what it depends on is known: the users on both sides, the
+    tenant and the holders of the typed address at once; the mailbox and roles as soon as the
+    cloud user is found; the anchor and UPN owners as soon as the AD user is found. So a report
+    costs about two round trips of the slower directory, not the sum of all calls.
 
     Args:
         dirs: the directory ports.
@@ -67,47 +71,84 @@ def check_match(
     """
     address = parse_address(address)
     onprem_id = parse_onprem_id(onprem_id)
-    run = dirs.executor.submit
+    lookups = _Lookups(dirs.executor)
+    cloud, onprem = dirs.cloud, dirs.onprem
 
-    cloud_users_f = run(dirs.cloud.find_users, address)
-    onprem_users_f = run(dirs.onprem.find_users, address, onprem_id)
-    tenant_f = run(dirs.cloud.tenant)
-    cloud_holders_f = run(dirs.cloud.find_holders, address)
-    onprem_holders_f = run(dirs.onprem.find_holders, address)
+    lookups.start("cloud_users", cloud.find_users, address)
+    lookups.start("onprem_users", onprem.find_users, address, onprem_id)
+    lookups.start("tenant", cloud.tenant)
+    lookups.start("cloud_holders", cloud.find_holders, address)
+    lookups.start("onprem_holders", onprem.find_holders, address)
+    for name, value in lookups.as_completed():
+        if name == "cloud_users" and len(value) == 1:
+            user = value[0]
+            lookups.start("mailbox", cloud.has_mailbox, user.id)
+            lookups.start("roles", cloud.roles, user.id)
+            primary = primary_smtp(user.proxy_addresses, user.mail)
+            if primary and not same_address(primary, address):
+                # An alias was typed: uniqueness is about the address the match will use.
+                lookups.start("cloud_holders", cloud.find_holders, primary)
+                lookups.start("onprem_holders", onprem.find_holders, primary)
+        elif name == "onprem_users" and len(value) == 1:
+            user = value[0]
+            lookups.start("anchor_owners", cloud.find_by_anchor, user.anchor, user.object_sid)
+            if user.user_principal_name:
+                lookups.start("upn_owner", cloud.find_user_by_upn, user.user_principal_name)
 
-    cloud_users = tuple(cloud_users_f.result())
-    onprem_users = tuple(onprem_users_f.result())
-    cloud = cloud_users[0] if len(cloud_users) == 1 else None
-    onprem = onprem_users[0] if len(onprem_users) == 1 else None
-
-    primary = primary_smtp(cloud.proxy_addresses, cloud.mail) if cloud else None
-    if primary and not same_address(primary, address):
-        cloud_holders_f = run(dirs.cloud.find_holders, primary)
-        onprem_holders_f = run(dirs.onprem.find_holders, primary)
-    mailbox_f = run(dirs.cloud.has_mailbox, cloud.id) if cloud else None
-    roles_f = run(dirs.cloud.roles, cloud.id) if cloud else None
-    owners_f = run(dirs.cloud.find_by_anchor, onprem.anchor, onprem.object_sid) if onprem else None
-    upn_owner_f = (
-        run(dirs.cloud.find_user_by_upn, onprem.user_principal_name)
-        if onprem and onprem.user_principal_name
-        else None
-    )
-
+    got = lookups.results
     facts = Facts(
         address=address,
         onprem_id=onprem_id,
-        cloud_users=cloud_users,
-        onprem_users=onprem_users,
-        tenant=tenant_f.result(),
-        mailbox=mailbox_f.result() if mailbox_f else None,
-        roles=roles_f.result() if roles_f else None,
-        cloud_holders=tuple(cloud_holders_f.result()),
-        onprem_holders=tuple(onprem_holders_f.result()),
-        anchor_owners=tuple(owners_f.result()) if owners_f else None,
-        upn_owner=upn_owner_f.result() if upn_owner_f else None,
+        cloud_users=tuple(got["cloud_users"]),
+        onprem_users=tuple(got["onprem_users"]),
+        tenant=got["tenant"],
+        mailbox=got.get("mailbox"),
+        roles=got.get("roles"),
+        cloud_holders=_sequence_or_unknown(got["cloud_holders"]),
+        onprem_holders=tuple(got["onprem_holders"]),
+        anchor_owners=tuple(got["anchor_owners"]) if "anchor_owners" in got else None,
+        upn_owner=got.get("upn_owner"),
         approved_primary=approved_primary,
     )
     return evaluate(facts, dirs.policy)
+
+
+def _sequence_or_unknown(value: Any) -> Any:
+    return value if isinstance(value, Unknown) else tuple(value)
+
+
+class _Lookups:
+    """Named lookups on the executor; a later start under the same name supersedes the first
+    (its result is the one kept). The first fault is raised once everything has settled."""
+
+    def __init__(self, executor: Executor) -> None:
+        self._executor = executor
+        self._pending: dict[Future[Any], str] = {}
+        self._latest: dict[str, Future[Any]] = {}
+        self.results: dict[str, Any] = {}
+
+    def start(self, name: str, fn: Callable[..., Any], *args: Any) -> None:
+        future = self._executor.submit(fn, *args)
+        self._pending[future] = name
+        self._latest[name] = future
+
+    def as_completed(self) -> Iterator[tuple[str, Any]]:
+        """Yield (name, result) of current lookups as they finish; may grow while iterating."""
+        fault: BaseException | None = None
+        while self._pending:
+            done, _ = wait(self._pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                name = self._pending.pop(future)
+                if self._latest[name] is not future:
+                    continue  # superseded
+                if future.exception() is not None:
+                    fault = fault or future.exception()
+                    continue
+                self.results[name] = future.result()
+                if fault is None:
+                    yield name, self.results[name]
+        if fault is not None:
+            raise fault
 
 
 __all__ = ["Directories", "check_match", "parse_onprem_id"]

@@ -216,6 +216,18 @@ def test_has_mailbox_is_unknown_naming_the_permission_when_denied(
     assert "MailboxSettings.Read" in result.reason
 
 
+def test_holders_are_unknown_naming_the_permission_when_groups_may_not_be_listed(
+    graph: GraphEmulator, entra: EntraDirectory
+) -> None:
+    add_jane(graph)
+    graph.state.knobs.denied.add("groups")
+
+    result = entra.find_holders("jane@contoso.com")
+
+    assert isinstance(result, Unknown)
+    assert "Group.Read.All" in result.reason
+
+
 # -- roles ----------------------------------------------------------------------------------
 
 
