@@ -145,7 +145,7 @@ class Settings(BaseSettings):
         if missing:
             raise ConfigurationError(
                 f"missing setting(s): {', '.join(missing)} (set them in the environment or "
-                ".env, see .env.example; or try the embedded sample directories with --demo)"
+                ".env, see .env.example)"
             )
 
     def require_directories(self) -> None:

@@ -1,0 +1,105 @@
+"""`smtpmatch check` without --demo, configured only through the environment, against the real
+Samba DC and the HTTPS Graph emulator (a separate process, as an admin would run it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from typing import Any
+
+from tests.support.graph_emulator import GraphEmulator
+from tests.support.samba import AdSandbox, SambaDC
+
+
+def environment(samba_dc: SambaDC, graph: GraphEmulator, ad: AdSandbox, **extra: str) -> dict:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("LDAP_", "AZURE_", "GRAPH_", "SMTPMATCH_", "SLACK_"))
+    }
+    env.update(
+        LDAP_URL=samba_dc.ldaps_url,
+        LDAP_BIND_DN=samba_dc.admin_dn,
+        LDAP_BIND_PASSWORD=samba_dc.admin_password,
+        LDAP_BASE_DN=samba_dc.base_dn,
+        LDAP_CA_FILE=str(samba_dc.ca_file),
+        LDAP_TIMEOUT_SECONDS="3",
+        AZURE_TENANT_ID=graph.tenant_id,
+        AZURE_CLIENT_ID=graph.client_id,
+        AZURE_CLIENT_SECRET=graph.client_secret,
+        AZURE_AUTHORITY_HOST=graph.authority_host,
+        GRAPH_URL=graph.url,
+        # HTTPS trust follows the usual variables: here, the emulator's test CA.
+        SSL_CERT_FILE=str(graph.ca_file),
+        REQUESTS_CA_BUNDLE=str(graph.ca_file),
+        SMTPMATCH_SYNC_SCOPE=ad.ou,
+    )
+    env.update(extra)
+    return env
+
+
+def run_check(env: dict, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", "check", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def seed(ad: AdSandbox, graph: GraphEmulator, local: str = "jane") -> tuple[str, str]:
+    address = ad.address(local)
+    dn = ad.add_user(ad.sam(local), upn=address)
+    graph.state.add_user(address, mail=address, proxy_addresses=[f"SMTP:{address}"])
+    return address, dn
+
+
+def test_a_configured_check_reports_on_both_real_directories(samba_dc, graph, ad) -> None:
+    address, dn = seed(ad, graph)
+    result = run_check(environment(samba_dc, graph, ad), address, "--json")
+    assert result.returncode == 0, result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    assert report["verdict"] == "eligible"
+    assert report["onprem"]["dn"] == dn
+    assert {c["id"]: c["status"] for c in report["checks"]}["onprem.in_sync_scope"] == "pass"
+    assert report["plan"]["changes"][0] == {"attribute": "mail", "before": None, "after": address}
+    assert ad.read(dn, ["mail"]).get("mail", []) == []  # a check never writes
+
+
+def test_a_duplicate_contact_in_ad_blocks_and_is_named(samba_dc, graph, ad) -> None:
+    address, _ = seed(ad, graph)
+    ad.add_contact("Jane external", mail=address)
+    result = run_check(environment(samba_dc, graph, ad), address)
+    assert result.returncode == 0, result.stderr
+    assert "Verdict: BLOCKED" in result.stdout and "Jane external" in result.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_an_unreachable_domain_controller_exits_3_naming_it(samba_dc, graph, ad) -> None:
+    address, _ = seed(ad, graph)
+    port = free_port()
+    env = environment(samba_dc, graph, ad, LDAP_URL=f"ldaps://127.0.0.1:{port}")
+    result = run_check(env, address)
+    assert result.returncode == 3
+    assert f"127.0.0.1:{port}" in result.stderr
+    assert samba_dc.admin_password not in result.stderr + result.stdout
+
+
+def test_an_unreachable_graph_exits_3_and_keeps_the_secret(samba_dc, graph, ad) -> None:
+    address, _ = seed(ad, graph)
+    port = free_port()
+    env = environment(samba_dc, graph, ad, GRAPH_URL=f"https://127.0.0.1:{port}")
+    result = run_check(env, address)
+    assert result.returncode == 3, result.stderr
+    assert "Entra ID" in result.stderr
+    assert graph.client_secret not in result.stderr + result.stdout
