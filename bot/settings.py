@@ -150,17 +150,21 @@ class Settings(BaseSettings):
 
     def require_directories(self) -> None:
         """Check that both directories are configured, naming what to set."""
-        self.require(
-            "ldap_url",
-            "ldap_bind_dn",
-            "ldap_bind_password",
-            "ldap_base_dn",
-            "azure_tenant_id",
-            "azure_client_id",
-        )
+        hint = "; or try the embedded sample directories with --demo"
+        try:
+            self.require(
+                "ldap_url",
+                "ldap_bind_dn",
+                "ldap_bind_password",
+                "ldap_base_dn",
+                "azure_tenant_id",
+                "azure_client_id",
+            )
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{exc}{hint}") from None
         if self.azure_client_secret is None and self.azure_client_certificate_path is None:
             raise ConfigurationError(
-                "missing setting: AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH"
+                f"missing setting: AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH{hint}"
             )
 
 
