@@ -15,16 +15,28 @@ from tests.support.graph_emulator.state import (
     ProvisioningErrorEntry,
     RecordedRequest,
 )
+from tests.support.graph_emulator.sync_simulator import (
+    ExportAction,
+    LdapParams,
+    SimulatedExport,
+    SyncSimulator,
+    SyncWebhook,
+)
 
 __all__ = [
     "EmulatedContact",
     "EmulatedGroup",
     "EmulatedUser",
+    "ExportAction",
     "GraphEmulator",
     "GraphState",
     "Knobs",
+    "LdapParams",
     "ProvisioningErrorEntry",
     "RecordedRequest",
+    "SimulatedExport",
+    "SyncSimulator",
+    "SyncWebhook",
     "generate_client_certificate",
     "generate_test_ca",
 ]

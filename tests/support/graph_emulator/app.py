@@ -34,6 +34,7 @@ from tests.support.graph_emulator.state import (
     RecordedRequest,
     role_template_id,
 )
+from tests.support.graph_emulator.sync_simulator import WEBHOOK_PATH, SyncWebhook
 
 MAX_BATCH = 20
 MAX_TOP = 999
@@ -145,6 +146,8 @@ class GraphApp:
     base_url: Callable[[], str]
     certificates: list[x509.Certificate] = field(default_factory=list)
     tokens: dict[str, float] = field(default_factory=dict)
+    #: The sync simulator's webhook receiver, once a test configured one.
+    sync_webhook: SyncWebhook | None = None
 
     def asgi(self) -> Starlette:
         """The Starlette application serving every route."""
@@ -158,6 +161,10 @@ class GraphApp:
 
     async def handle(self, request: Request) -> Response:
         """Route one HTTP request."""
+        if request.url.path == WEBHOOK_PATH:
+            if self.sync_webhook is None:
+                return JSONResponse({"error": "the sync simulator is off"}, status_code=404)
+            return await self.sync_webhook.handle(request)
         latency = self.state.knobs.latency
         if latency:
             # asyncio.sleep, so concurrent requests overlap as they would against Graph.

@@ -17,6 +17,12 @@ from cryptography import x509
 from tests.support.graph_emulator.app import GraphApp
 from tests.support.graph_emulator.ca import TestCertificates, generate_test_ca
 from tests.support.graph_emulator.state import GraphState, RecordedRequest
+from tests.support.graph_emulator.sync_simulator import (
+    WEBHOOK_PATH,
+    LdapParams,
+    SyncSimulator,
+    SyncWebhook,
+)
 
 
 class GraphEmulator:
@@ -103,9 +109,58 @@ class GraphEmulator:
         self.app.certificates.append(x509.load_pem_x509_certificate(cert_pem))
 
     def reset(self) -> None:
-        """Empty tenant, default knobs, cleared logs. Issued tokens stay valid."""
+        """Empty tenant, default knobs, cleared logs, sync simulator off. Issued tokens stay
+        valid."""
         self.state.reset()
         self.app.certificates.clear()
+        self.stop_sync_simulator()
+
+    # -- the sync simulator ---------------------------------------------------------------
+
+    def configure_sync_simulator(
+        self,
+        ldap: LdapParams,
+        *,
+        secret: str | None = None,
+        delay: float = 0.0,
+        enabled: bool = True,
+        hold: bool = False,
+        write_consistency_guid: bool = True,
+    ) -> SyncWebhook:
+        """Switch on the sync simulator and its webhook at :attr:`sync_webhook_url`.
+
+        Args:
+            ldap: the AD the simulator reads (see ``LdapParams.of_samba``).
+            secret: when set, webhook calls must carry a valid HMAC signature (else 401).
+            delay: seconds between accepting a webhook call and the simulated sync cycle.
+            enabled: False records webhook calls but never syncs (a sync that never comes).
+            hold: queue accepted calls until ``SyncWebhook.release()``.
+            write_consistency_guid: stamp objectGUID into an empty mS-DS-ConsistencyGuid.
+
+        Returns:
+            The webhook receiver (its ``simulator``, ``calls``, knobs and ``release()``).
+        """
+        self.stop_sync_simulator()
+        simulator = SyncSimulator(self.state, ldap, write_consistency_guid=write_consistency_guid)
+        webhook = SyncWebhook(simulator, secret=secret, delay=delay, enabled=enabled, hold=hold)
+        self.app.sync_webhook = webhook
+        return webhook
+
+    @property
+    def sync_webhook(self) -> SyncWebhook | None:
+        """The configured webhook receiver, if any."""
+        return self.app.sync_webhook
+
+    @property
+    def sync_webhook_url(self) -> str:
+        """Where the bot's webhook trigger posts (``SMTPMATCH_SYNC_WEBHOOK_URL``)."""
+        return f"{self.url}{WEBHOOK_PATH}"
+
+    def stop_sync_simulator(self) -> None:
+        """Switch the simulator off: the webhook answers 404, pending syncs are dropped."""
+        webhook, self.app.sync_webhook = self.app.sync_webhook, None
+        if webhook is not None:
+            webhook.close()
 
     def revoke_tokens(self) -> None:
         """Invalidate every issued token (the next Graph request answers 401)."""
@@ -116,7 +171,7 @@ class GraphEmulator:
 
     def start(self) -> GraphEmulator:
         """Start serving on a free port; returns once the server accepts connections."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
