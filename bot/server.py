@@ -82,7 +82,7 @@ class Bot:
         while not self.stop_event.wait(30):
             try:
                 for request in expire_requests(self.services):
-                    refresh_approval_message(self.app.client, request)
+                    refresh_approval_message(self.app.client, self.services.store, request)
             except Exception:  # a sweep fault must not kill the bot; it is logged and retried
                 log.exception("expiry sweep failed; retrying in 30 s")
 
@@ -92,6 +92,7 @@ class Bot:
         for thread in self.threads:
             thread.join(timeout=5)
         self.context.background.shutdown(wait=True, cancel_futures=True)
+        self.sync.trigger.close()
         self.services.dirs.executor.shutdown(wait=True, cancel_futures=True)
 
 

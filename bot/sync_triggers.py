@@ -13,6 +13,7 @@ from typing import Protocol
 
 import httpx
 
+from bot.directories.graph import trust_context
 from bot.errors import DirectoryUnavailable
 
 #: Header names of the webhook signature: ``sha256=<hex HMAC of "{timestamp}.{body}">``.
@@ -39,6 +40,10 @@ class SyncTriggerPort(Protocol):
         """Start the sync; returns a line for the audit log."""
         ...
 
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
 
 class NoTrigger:
     """Wait for the scheduled cycle (30 minutes by default on Entra Connect)."""
@@ -48,6 +53,9 @@ class NoTrigger:
     def trigger(self, subject: SyncSubject) -> str:
         """Nothing to do."""
         return "waiting for the scheduled sync cycle"
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 def sign_webhook(secret: str, timestamp: str, body: bytes) -> str:
@@ -65,7 +73,12 @@ class WebhookTrigger:
     def __init__(self, url: str, secret: str | None, *, timeout: float = 10.0) -> None:
         self._url = url
         self._secret = secret
-        self._client = httpx.Client(timeout=timeout)
+        # Same trust as Graph: SSL_CERT_FILE / REQUESTS_CA_BUNDLE, else the system store.
+        self._client = httpx.Client(timeout=timeout, verify=trust_context())
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._client.close()
 
     def trigger(self, subject: SyncSubject) -> str:
         """Send the webhook.
@@ -110,3 +123,6 @@ class CloudSyncTrigger:
     def trigger(self, subject: SyncSubject) -> str:
         """Provision the AD user on demand."""
         return self._provision(subject.dn)
+
+    def close(self) -> None:
+        """The Graph client belongs to the Entra directory, which closes it."""

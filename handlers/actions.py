@@ -36,7 +36,7 @@ from bot.slack_views.blocks import (
     report_blocks,
 )
 from bot.slack_views.ids import MAX_REASON_LENGTH, REASON_ACTION, REASON_BLOCK, CallbackId
-from bot.store.repository import MatchRequest
+from bot.store.repository import MatchRequest, Store
 from handlers.context import BotContext, SlackTeamDirectory, reply_on_fault
 
 log = logging.getLogger("smtpmatch.handlers")
@@ -61,15 +61,27 @@ def _dm(
     client.chat_postMessage(channel=user, text=text, blocks=blocks or message_blocks(text))
 
 
-def refresh_approval_message(client: WebClient, request: MatchRequest) -> None:
-    """Show a request's current state in the approvers' channel (buttons only while pending)."""
-    if request.approval_channel and request.approval_ts:
+def refresh_approval_message(client: WebClient, store: Store, request: MatchRequest) -> None:
+    """Show a request's current state in the approvers' channel (buttons only while pending).
+
+    The state is reloaded from the store, and again after the update: the watcher or another
+    replica may settle the request while a (possibly retried) update is on its way, and the
+    message must end showing the latest state, not the one this caller happened to hold.
+    """
+    shown: int | None = None
+    for _ in range(3):
+        current = store.get_request(request.id)
+        if current is None or current.version == shown:
+            return
+        if not (current.approval_channel and current.approval_ts):
+            return
         client.chat_update(
-            channel=request.approval_channel,
-            ts=request.approval_ts,
-            text=approval_text(request),
-            blocks=approval_blocks(request),
+            channel=current.approval_channel,
+            ts=current.approval_ts,
+            text=approval_text(current),
+            blocks=approval_blocks(current),
         )
+        shown = current.version
 
 
 def _reason(view: dict[str, Any]) -> str | None:
@@ -165,7 +177,7 @@ def _announce(client: WebClient, ctx: BotContext, result: Result) -> None:
     request = result.request
     if request is None:
         return
-    refresh_approval_message(client, request)
+    refresh_approval_message(client, ctx.services.store, request)
     if result.outcome is Outcome.APPLIED:
         text = (
             f"Your SMTP match `{request.id}` was approved by <@{request.decided_by}> and "
@@ -220,12 +232,12 @@ def handle_approve_action(
         if result.outcome is Outcome.OUTAGE:
             _tell_clicker(respond, result.message)
             if result.request is not None:
-                refresh_approval_message(client, result.request)
+                refresh_approval_message(client, ctx.services.store, result.request)
             return
         if result.outcome is Outcome.EXPIRED:
             _tell_clicker(respond, result.message)
             if result.request is not None:
-                refresh_approval_message(client, result.request)
+                refresh_approval_message(client, ctx.services.store, result.request)
             return
         _announce(client, ctx, result)
 
@@ -278,7 +290,7 @@ def handle_reject_reason_submission(
         else:
             _dm(client, user, result.message)
             if result.request is not None:
-                refresh_approval_message(client, result.request)
+                refresh_approval_message(client, ctx.services.store, result.request)
 
 
 def handle_revert_action(

@@ -69,4 +69,4 @@ class SlackNotifier:
             self._client.chat_postMessage(
                 channel=current.requester_channel, text=text, blocks=message_blocks(text)
             )
-        refresh_approval_message(self._client, current)
+        refresh_approval_message(self._client, self._store, current)
