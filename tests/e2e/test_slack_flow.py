@@ -133,22 +133,18 @@ def test_two_concurrent_approve_clicks_make_exactly_one_write(world: BotWorld) -
             click.start()
         for click in clicks:
             click.join()
-        wait_until(
-            lambda: (
-                slack.bot.services.store.get_request(request_id).state is not RequestState.APPROVING
-                and slack.bot.services.store.get_request(request_id).state
-                is not RequestState.PENDING
-            )
-        )
+        store = slack.bot.services.store
+
+        def events(name: str) -> list[object]:
+            return [e for e in store.list_audit(request_id=request_id) if e.event == name]
+
+        wait_until(lambda: bool(events("applied")))
         world.slack.wait_for(
             lambda c: c.method == "response_url" and "already" in str(c.args.get("text"))
         )
-        applied = [
-            e
-            for e in slack.bot.services.store.list_audit(request_id=request_id)
-            if e.event == "applied"
-        ]
-        assert len(applied) == 1
+        assert len(events("approved")) == 1
+        assert len(events("applied")) == 1
+        assert store.get_request(request_id).state in (RequestState.APPLIED, RequestState.MATCHED)
         assert ad_values(world, jane.dn) == ([jane.address], [f"SMTP:{jane.address}"])
 
 
