@@ -383,3 +383,33 @@ def test_an_approver_reverts_an_unmatched_change_and_a_non_approver_cannot(
         # The watcher sees the request settled and stops watching; no sync result is told.
         wait_until(lambda: watch_outcome(sync.store(slack), request_id) == "cancelled")
         assert sync.sync_reports(request_id) == []
+
+
+def test_the_cloud_sync_trigger_provisions_the_ad_user_on_demand_and_it_matches(
+    sync: SyncWorld,
+) -> None:
+    jane = sync.world.seed("jane")
+    overrides = {
+        "smtpmatch_sync_trigger": SyncTrigger.CLOUD_SYNC,
+        "smtpmatch_cloud_sync_service_principal_id": "sp-cloud-sync",
+        "smtpmatch_cloud_sync_job_id": "AD2AADProvisioning.abc.def",
+        "smtpmatch_cloud_sync_rule_id": "rule-users",
+    }
+    with sync.world.running(smtpmatch_sync_poll_seconds=POLL_SECONDS, **overrides) as slack:
+        message = slack.request_approval(slack.check(jane.address))
+        request_id = slack.request_id(message)
+        slack.press(message, ActionId.APPROVE, APPROVER)
+
+        report = sync.wait_for_sync_report(request_id)
+        assert report.startswith(":tada:")
+        provisioned = sync.world.graph.app.provisioned
+        assert [(dn, rule) for _, dn, rule in provisioned] == [(jane.dn, "rule-users")]
+        assert provisioned[0][0].endswith("/jobs/AD2AADProvisioning.abc.def/provisionOnDemand")
+        assert sync.webhook.calls == []  # the webhook trigger was not used
+        assert "Cloud Sync provisioned" in str(
+            next(
+                e.details
+                for e in sync.store(slack).list_audit(request_id=request_id)
+                if e.event == "sync_triggered"
+            )
+        )

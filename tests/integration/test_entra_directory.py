@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import pytest
 
 from bot.directories.entra import EntraDirectory
+from bot.errors import PermissionMissing
 from bot.models import CloudUser, Holder, ObjectKind, OnPremUser, RoleAssignment, Unknown
 from bot.rules.checks import CheckId, Status, Verdict
 from bot.services.check import Directories, check_match
@@ -507,3 +508,26 @@ def test_cloud_users_from_graph_are_frozen_models(
     add_jane(graph)
 
     assert all(isinstance(u, CloudUser) for u in entra.find_users(JANE))
+
+
+# -- Cloud Sync on demand ---------------------------------------------------------------------
+
+
+def test_provision_on_demand_posts_the_ad_dn_as_a_user_subject_with_the_rule(
+    graph: GraphEmulator, entra: EntraDirectory
+) -> None:
+    dn = "CN=Jane O'Brien,OU=Staff,DC=contoso,DC=test"
+    note = entra.provision_on_demand("sp/1", "job 1", "rule-users", dn)
+    assert dn in note
+    [(path, sent_dn, rule)] = graph.app.provisioned
+    # Ids are quoted as single path segments: a "/" in one cannot reach another endpoint.
+    assert path == "/servicePrincipals/sp%2F1/synchronization/jobs/job%201/provisionOnDemand"
+    assert (sent_dn, rule) == (dn, "rule-users")
+
+
+def test_provision_on_demand_without_the_permission_names_it(
+    graph: GraphEmulator, entra: EntraDirectory
+) -> None:
+    graph.state.knobs.denied.add("provisionOnDemand")
+    with pytest.raises(PermissionMissing, match="Synchronization.ReadWrite.All"):
+        entra.provision_on_demand("sp1", "job1", "rule1", "CN=x,DC=contoso,DC=test")

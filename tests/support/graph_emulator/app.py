@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import hmac
 import json
+import re
 import secrets
 import time
 import uuid
@@ -102,6 +103,11 @@ def _token_error(status: int, error: str, description: str) -> JSONResponse:
     )
 
 
+PROVISION_ON_DEMAND = re.compile(
+    r"^/servicePrincipals/[^/]+/synchronization/jobs/[^/]+/provisionOnDemand$"
+)
+
+
 def endpoint_key(path: str) -> str:
     """The name tests use to deny one endpoint (``state.knobs.denied``).
 
@@ -148,6 +154,8 @@ class GraphApp:
     tokens: dict[str, float] = field(default_factory=dict)
     #: The sync simulator's webhook receiver, once a test configured one.
     sync_webhook: SyncWebhook | None = None
+    #: provisionOnDemand calls: (path, AD DN, ruleId).
+    provisioned: list[tuple[str, str, str]] = field(default_factory=list)
 
     def asgi(self) -> Starlette:
         """The Starlette application serving every route."""
@@ -346,12 +354,56 @@ class GraphApp:
             if reply is None:
                 if path == "/$batch" and request.method == "POST":
                     reply = self.batch(body)
+                elif request.method == "POST" and PROVISION_ON_DEMAND.match(path):
+                    reply = self.provision_on_demand(path, body)
                 else:
                     params = dict(parse_qsl(query_text, keep_blank_values=True))
                     reply = self.dispatch(request.method, path, params)
         status, headers, payload = reply
         self.state.record(RecordedRequest(request.method, "/v1.0" + path, query_text, status))
         return JSONResponse(payload, status_code=status, headers=headers)
+
+    def provision_on_demand(self, path: str, body: Any) -> Reply:
+        """``POST /servicePrincipals/{id}/synchronization/jobs/{jobId}/provisionOnDemand``.
+
+        The body is ``{"parameters": [{"ruleId", "subjects": [{"objectId": <AD DN>,
+        "objectTypeName": "user"}]}]}`` (synchronizationJobApplicationParameters). Each call is
+        recorded in ``provisioned``; with the sync simulator on, the DN is synced at once.
+        """
+        if "provisionOnDemand" in self.state.knobs.denied:
+            return graph_error(
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            )
+        try:
+            parameter = body["parameters"][0]
+            subject = parameter["subjects"][0]
+            dn, kind, rule = (
+                str(subject["objectId"]),
+                subject["objectTypeName"],
+                parameter["ruleId"],
+            )
+        except (KeyError, IndexError, TypeError):
+            return graph_error(
+                400, "BadRequest", "parameters[0].subjects[0] and ruleId are required."
+            )
+        if kind != "user" or not rule:
+            return graph_error(400, "BadRequest", "objectTypeName must be 'user' and ruleId set.")
+        self.provisioned.append((path, dn, str(rule)))
+        webhook = self.sync_webhook
+        if webhook is not None and webhook.enabled:
+            webhook.simulator.run(dn=dn)
+        return (
+            200,
+            {},
+            {
+                "@odata.context": f"{self.context()}microsoft.graph.stringResponse",
+                "value": json.dumps(
+                    [{"provisioningSteps": [{"name": "EntryExportAdd", "status": "success"}]}]
+                ),
+            },
+        )
 
     def batch(self, body: Any) -> Reply:
         """``POST /$batch``: run up to 20 requests, answer each by id (in any order)."""

@@ -113,6 +113,7 @@ class GraphEmulator:
         valid."""
         self.state.reset()
         self.app.certificates.clear()
+        self.app.provisioned.clear()
         self.stop_sync_simulator()
 
     # -- the sync simulator ---------------------------------------------------------------
