@@ -529,5 +529,5 @@ def test_provision_on_demand_without_the_permission_names_it(
     graph: GraphEmulator, entra: EntraDirectory
 ) -> None:
     graph.state.knobs.denied.add("provisionOnDemand")
-    with pytest.raises(PermissionMissing, match="Synchronization.ReadWrite.All"):
+    with pytest.raises(PermissionMissing, match=r"Synchronization\.ReadWrite\.All"):
         entra.provision_on_demand("sp1", "job1", "rule1", "CN=x,DC=contoso,DC=test")
