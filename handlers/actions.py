@@ -16,7 +16,7 @@ from slack_sdk import WebClient
 from bot.errors import InvalidInput
 from bot.rules.address import parse_address
 from bot.rules.codec import report_to_dict
-from bot.rules.requests import RequestState
+from bot.rules.requests import Decision, RequestState
 from bot.services.check import parse_onprem_id
 from bot.services.requests import (
     Outcome,
@@ -84,6 +84,12 @@ def refresh_approval_message(client: WebClient, store: Store, request: MatchRequ
         shown = current.version
 
 
+def _check_target(text: str) -> tuple[str, str | None]:
+    """The address and AD account a button or modal carries, validated like typed input."""
+    data = json.loads(text)
+    return parse_address(str(data["address"])), parse_onprem_id(data.get("onprem"))
+
+
 def _reason(view: dict[str, Any]) -> str | None:
     value = view["state"]["values"].get(REASON_BLOCK, {}).get(REASON_ACTION, {}).get("value")
     text = str(value).strip() if value else ""
@@ -101,9 +107,7 @@ def handle_request_approval_action(
     """Open the optional-reason modal. The address is validated again, as any input is."""
     ack()
     try:
-        data = json.loads(_action_value(body))
-        address = parse_address(str(data["address"]))
-        onprem = parse_onprem_id(data.get("onprem"))
+        address, onprem = _check_target(_action_value(body))
     except (ValueError, KeyError, TypeError, InvalidInput):
         _tell_clicker(respond, "This button is not valid any more; run `/smtpmatch` again.")
         return
@@ -121,9 +125,7 @@ def handle_request_reason_submission(
     user = _clicker(body)
     try:
         reason = _reason(view)
-        data = json.loads(view.get("private_metadata") or "{}")
-        address = parse_address(str(data["address"]))
-        onprem = parse_onprem_id(data.get("onprem"))
+        address, onprem = _check_target(view.get("private_metadata") or "{}")
     except InvalidInput as exc:
         ack(response_action="errors", errors={REASON_BLOCK: str(exc)})
         return
@@ -249,7 +251,7 @@ def handle_reject_action(
     ack()
     request_id = _action_value(body)
     checked = authorize_decision(
-        ctx.services, request_id, _clicker(body), SlackTeamDirectory(client), "reject"
+        ctx.services, request_id, _clicker(body), SlackTeamDirectory(client), Decision.REJECT
     )
     if isinstance(checked, Result):
         _tell_clicker(respond, checked.message)

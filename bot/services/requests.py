@@ -19,7 +19,7 @@ from typing import Protocol
 from bot.errors import ConcurrentModification, DirectoryError
 from bot.rules.checks import Report, Verdict
 from bot.rules.codec import plan_from_dict, plan_to_dict, report_to_dict
-from bot.rules.requests import REVERTIBLE_STATES, RequestState
+from bot.rules.requests import REVERTIBLE_STATES, Decision, RequestState
 from bot.services.check import Directories, check_match
 from bot.store.repository import MatchRequest, Store
 
@@ -144,7 +144,7 @@ def is_approver(svc: RequestServices, user_id: str, team: TeamDirectory) -> bool
 
 
 def authorize_decision(
-    svc: RequestServices, request_id: str, actor: str, team: TeamDirectory, action: str
+    svc: RequestServices, request_id: str, actor: str, team: TeamDirectory, action: Decision
 ) -> Result | MatchRequest:
     """Load a request and check that ``actor`` may decide it: an approver, not the requester.
 
@@ -194,51 +194,64 @@ def _stale(svc: RequestServices, request_id: str) -> Result:
     return Result(Outcome.STALE, request=current, message=f"This request is already {state}.")
 
 
-def reject_request(
-    svc: RequestServices, request_id: str, actor: str, team: TeamDirectory, reason: str
-) -> Result:
-    """An approver turns a pending request down, with a reason."""
-    checked = authorize_decision(svc, request_id, actor, team, "reject")
+_DECIDED = {Decision.APPROVE: "approved", Decision.REJECT: "rejected"}
+
+
+def _decide(
+    svc: RequestServices,
+    request_id: str,
+    actor: str,
+    team: TeamDirectory,
+    decision: Decision,
+    to_state: RequestState,
+    reason: str | None = None,
+) -> Result | MatchRequest:
+    """Authorize the clicker, expire an overdue request, then move PENDING -> ``to_state`` by
+    compare-and-set; a lost race is a stale click, told as such. Audited as ``approved`` or
+    ``rejected``."""
+    checked = authorize_decision(svc, request_id, actor, team, decision)
     if isinstance(checked, Result):
         return checked
     if (expired := _expire_if_due(svc, checked)) is not None:
         return expired
+    extra = {"decision_reason": reason} if reason is not None else {}
     request = svc.store.transition(
         request_id,
         [RequestState.PENDING],
-        RequestState.REJECTED,
+        to_state,
         decided_by=actor,
         decided_at=svc.clock(),
-        decision_reason=reason,
+        **extra,
     )
     if request is None:
         return _stale(svc, request_id)
     svc.store.append_audit(
-        "rejected", request_id=request_id, actor=actor, details={"reason": reason}
+        _DECIDED[decision],
+        request_id=request_id,
+        actor=actor,
+        details={"reason": reason} if reason else {},
     )
-    return Result(Outcome.REJECTED, request=request, message="Rejected.")
+    return request
+
+
+def reject_request(
+    svc: RequestServices, request_id: str, actor: str, team: TeamDirectory, reason: str
+) -> Result:
+    """An approver turns a pending request down, with a reason."""
+    decided = _decide(svc, request_id, actor, team, Decision.REJECT, RequestState.REJECTED, reason)
+    if isinstance(decided, Result):
+        return decided
+    return Result(Outcome.REJECTED, request=decided, message="Rejected.")
 
 
 def approve_request(
     svc: RequestServices, request_id: str, actor: str, team: TeamDirectory
 ) -> Result:
     """An approver approves: claim, re-check on live data, write once, record the old values."""
-    checked = authorize_decision(svc, request_id, actor, team, "approve")
-    if isinstance(checked, Result):
-        return checked
-    if (expired := _expire_if_due(svc, checked)) is not None:
-        return expired
-    request = svc.store.transition(
-        request_id,
-        [RequestState.PENDING],
-        RequestState.APPROVING,
-        decided_by=actor,
-        decided_at=svc.clock(),
-    )
-    if request is None:
-        return _stale(svc, request_id)
-    svc.store.append_audit("approved", request_id=request_id, actor=actor)
-    return _apply(svc, request, actor)
+    decided = _decide(svc, request_id, actor, team, Decision.APPROVE, RequestState.APPROVING)
+    if isinstance(decided, Result):
+        return decided
+    return _apply(svc, decided, actor)
 
 
 def _release(

@@ -18,8 +18,6 @@ exist to exercise the real server.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import ipaddress
 import shutil
 import signal
 import socket
@@ -67,84 +65,12 @@ def _write_certificates(folder: Path) -> tuple[Path, Path, Path]:
     does not resolve here, so validation with the real hostname check would fail against
     ``127.0.0.1``. Our own CA keeps validation fully ON in the tests.
     """
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    from tests.support.graph_emulator.ca import generate_test_ca
 
-    folder.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
-    later = now + dt.timedelta(days=7)
-
-    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "smtpmatch test CA")])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(later)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     host = socket.gethostname().split(".")[0]
-    names: list[x509.GeneralName] = [
-        x509.DNSName("localhost"),
-        x509.DNSName(f"{host}.{REALM.lower()}".lower()),
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        x509.IPAddress(ipaddress.ip_address("::1")),
-    ]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(later)
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-
-    ca_file = folder / "ca.pem"
-    cert_file = folder / "cert.pem"
-    key_file = folder / "key.pem"
-    ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
-    # Samba refuses a private key that others can read.
-    key_file.chmod(0o600)
-    return ca_file, cert_file, key_file
+    names = ("localhost", f"{host}.{REALM.lower()}", "127.0.0.1", "::1")
+    certs = generate_test_ca(folder, names, rsa_keys=True)
+    return certs.ca_file, certs.cert_file, certs.key_file
 
 
 class SambaDC:

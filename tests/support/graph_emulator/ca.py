@@ -10,6 +10,7 @@ import datetime as dt
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -35,14 +36,27 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
+def _new_key(rsa_keys: bool) -> Any:
+    if rsa_keys:
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    # EC keys: generating them is instant, unlike RSA, so fixtures start fast.
+    return ec.generate_private_key(ec.SECP256R1())
+
+
 def generate_test_ca(
-    folder: Path, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
+    folder: Path, hosts: tuple[str, ...] = ("127.0.0.1", "localhost"), *, rsa_keys: bool = False
 ) -> TestCertificates:
-    """Write a CA certificate and a server certificate + key for ``hosts`` into ``folder``."""
+    """Write a CA certificate and a server certificate + key for ``hosts`` into ``folder``.
+
+    Args:
+        folder: where ``ca.pem``, ``server.pem`` and ``server.key`` (mode 0600) go.
+        hosts: the server certificate's names; IP addresses become IP SANs.
+        rsa_keys: RSA keys in the traditional PEM format, for servers (Samba's GnuTLS set-up)
+            that want them; EC keys otherwise.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
-    # EC keys: generating them is instant, unlike RSA, so the fixture starts fast.
-    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_key = _new_key(rsa_keys)
     ca_cert = (
         x509.CertificateBuilder()
         .subject_name(_name("smtpmatch test CA"))
@@ -71,7 +85,7 @@ def generate_test_ca(
         )
         .sign(ca_key, hashes.SHA256())
     )
-    server_key = ec.generate_private_key(ec.SECP256R1())
+    server_key = _new_key(rsa_keys)
     alt_names: list[x509.GeneralName] = []
     for host in hosts:
         try:
@@ -103,10 +117,14 @@ def generate_test_ca(
     key_file.write_bytes(
         server_key.private_bytes(
             serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
+            serialization.PrivateFormat.TraditionalOpenSSL
+            if rsa_keys
+            else serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
     )
+    # Samba refuses a private key that others can read.
+    key_file.chmod(0o600)
     return TestCertificates(ca_file=ca_file, cert_file=cert_file, key_file=key_file)
 
 
