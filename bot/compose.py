@@ -66,4 +66,8 @@ def build_sync_trigger(settings: Settings, dirs: Directories) -> SyncTriggerPort
             str(settings.smtpmatch_cloud_sync_rule_id),
         )
         return CloudSyncTrigger(lambda dn: str(provision(sp, job, rule, dn)))
+    from bot.directories.demo import DemoEntraDirectory, DemoSyncTrigger
+
+    if isinstance(dirs.cloud, DemoEntraDirectory):
+        return DemoSyncTrigger(dirs.cloud)
     return NoTrigger()

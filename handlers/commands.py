@@ -10,7 +10,8 @@ from slack_bolt import Ack, Respond
 from bot.errors import InvalidInput
 from bot.rules.address import parse_address
 from bot.rules.codec import report_to_dict
-from bot.services.check import check_match, parse_onprem_id
+from bot.services.check import parse_onprem_id
+from bot.services.requests import check_for
 from bot.slack_views.blocks import help_blocks, report_blocks
 from handlers.context import BotContext, reply_on_fault
 
@@ -66,16 +67,7 @@ def handle_smtpmatch_command(
 def _report(parsed: CheckCommand, user: str, respond: Respond, ctx: BotContext) -> None:
     """Look the address up in both directories and answer the requester with the report."""
     with reply_on_fault(respond, f"the check of {parsed.address}"):
-        report = check_match(ctx.services.dirs, parsed.address, parsed.onprem_id)
-        ctx.services.store.append_audit(
-            "checked",
-            actor=user,
-            details={
-                "address": parsed.address,
-                "onprem": parsed.onprem_id,
-                "verdict": str(report.verdict),
-            },
-        )
+        report = check_for(ctx.services, parsed.address, parsed.onprem_id, user)
         data = report_to_dict(report)
         respond(
             response_type="ephemeral",

@@ -25,6 +25,7 @@ from bot.models import (
 from bot.ports import ChangePlan
 from bot.rules.address import same_address, smtp_addresses
 from bot.rules.engine import Policy
+from bot.sync_triggers import SyncSubject
 
 DEMO_BASE_DN = "DC=contoso,DC=com"
 DEMO_SYNC_SCOPE = (f"OU=Staff,{DEMO_BASE_DN}",)
@@ -309,3 +310,27 @@ def build_demo_directories() -> tuple[DemoActiveDirectory, DemoEntraDirectory, P
         DemoEntraDirectory(users=cloud_users, mailboxes=mailboxes, role_assignments=roles),
         Policy(sync_scope=DEMO_SYNC_SCOPE),
     )
+
+
+class DemoSyncTrigger:
+    """`serve --demo`'s stand-in for directory sync: binds the cloud user that holds the
+    written address to the AD anchor (a successful soft match), so a trial shows the whole
+    flow through to "matched"."""
+
+    name = "demo"
+
+    def __init__(self, cloud: DemoEntraDirectory) -> None:
+        self._cloud = cloud
+
+    def trigger(self, subject: SyncSubject) -> str:
+        """Soft-match now."""
+        for user in self._cloud.find_users(subject.address):
+            self._cloud.update_user(
+                replace(
+                    user, on_premises_immutable_id=subject.anchor, on_premises_sync_enabled=True
+                )
+            )
+        return "demo directories: soft match simulated at once"
+
+    def close(self) -> None:
+        """Nothing to release."""

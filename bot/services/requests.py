@@ -19,7 +19,13 @@ from typing import Protocol
 from bot.errors import ConcurrentModification, DirectoryError
 from bot.rules.checks import Report, Verdict
 from bot.rules.codec import plan_from_dict, plan_to_dict, report_to_dict
-from bot.rules.requests import REVERTIBLE_STATES, Decision, RequestState
+from bot.rules.requests import (
+    OPEN_STATES,
+    REVERTIBLE_STATES,
+    TERMINAL_STATES,
+    Decision,
+    RequestState,
+)
 from bot.services.check import Directories, check_match
 from bot.store.repository import MatchRequest, Store
 
@@ -87,6 +93,47 @@ class Result:
 def new_reference() -> str:
     """A short id that ties a user-facing error to its log line."""
     return uuid.uuid4().hex[:8].upper()
+
+
+def check_for(svc: RequestServices, address: str, onprem_id: str | None, actor: str) -> Report:
+    """A check asked for by a person: the report, and who asked what in the audit log."""
+    report = check_match(svc.dirs, address, onprem_id)
+    svc.store.append_audit(
+        "checked",
+        actor=actor,
+        details={"address": report.address, "onprem": onprem_id, "verdict": str(report.verdict)},
+    )
+    return report
+
+
+@dataclass(frozen=True)
+class HomeLists:
+    """What App Home shows one user."""
+
+    own: list[MatchRequest]
+    awaiting: list[MatchRequest]
+    recent: list[MatchRequest]
+    is_approver: bool
+
+
+def home_lists(svc: RequestServices, user_id: str, team: TeamDirectory) -> HomeLists:
+    """The user's own requests, those awaiting their decision (approvers only; never their
+    own), and recent results."""
+    approver = is_approver(svc, user_id, team)
+    awaiting = (
+        [
+            r
+            for r in svc.store.list_requests(states=[RequestState.PENDING], limit=20)
+            if r.requester_id != user_id
+        ]
+        if approver
+        else []
+    )
+    recent = svc.store.list_requests(
+        states=TERMINAL_STATES | (OPEN_STATES - {RequestState.PENDING}), limit=10
+    )
+    own = svc.store.list_requests(requester_id=user_id, limit=10)
+    return HomeLists(own=own, awaiting=awaiting, recent=recent, is_approver=approver)
 
 
 def request_match(

@@ -148,13 +148,31 @@ def test_two_concurrent_approve_clicks_make_exactly_one_write(world: BotWorld) -
         assert ad_values(world, jane.dn) == ([jane.address], [f"SMTP:{jane.address}"])
 
 
-def test_a_restart_between_request_and_approval_loses_nothing(world: BotWorld) -> None:
+def test_a_restart_between_request_and_approval_loses_nothing(world_on: BotWorld) -> None:
+    world = world_on  # on SQLite and on PostgreSQL
     jane = world.seed("jane")
     with world.running() as slack:
         message = slack.request_approval(slack.check(jane.address))
     with world.running() as restarted:
         restarted.press(message, ActionId.APPROVE, APPROVER)
         wait_until(lambda: ad_values(world, jane.dn)[0] == [jane.address])
+        request = restarted.bot.services.store.get_request(restarted.request_id(message))
+        assert request.requester_id == REQUESTER and request.reason == "joins on-prem"
+
+
+def test_a_directory_fault_during_a_check_answers_with_a_reference_in_the_log(
+    world: BotWorld, caplog
+) -> None:
+    jane = world.seed("jane")
+    world.graph.state.knobs.unavailable_next = 1000
+    with world.running() as slack:
+        report = slack.check(jane.address)
+    world.graph.state.knobs.unavailable_next = 0
+    text = str(report.get("text"))
+    assert "Entra ID could not answer; nothing was changed." in text
+    reference = text.rsplit("ref ", 1)[1].rstrip(")")
+    assert any(reference in r.getMessage() for r in caplog.records)
+    assert world.graph.client_secret not in report_text(report)
 
 
 def test_an_expired_request_cannot_be_approved_and_says_so(world: BotWorld) -> None:

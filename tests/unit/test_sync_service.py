@@ -119,3 +119,16 @@ def test_a_reverted_request_stops_being_watched(world) -> None:
     poll_due_watches(sync)
     assert sync.store.get_watch(request.id).outcome == "cancelled"
     assert notes.finished == []
+
+
+def test_the_demo_bot_sees_its_match_through_to_matched(world) -> None:
+    from bot.compose import build_sync_trigger
+    from bot.settings import Settings
+
+    svc, sync, _, notes, clock = world
+    sync.trigger = build_sync_trigger(Settings(_env_file=None), svc.dirs)
+    request = applied(svc, "paul.primary@contoso.com")
+    clock.now += timedelta(seconds=10)
+    poll_due_watches(sync)
+    assert svc.store.get_request(request.id).state is RequestState.MATCHED
+    assert "bound to the AD user" in notes.finished[0][1].detail
