@@ -9,15 +9,25 @@ need_apt=()
 command -v samba >/dev/null 2>&1 || need_apt+=(samba)
 command -v samba-tool >/dev/null 2>&1 || need_apt+=(samba)
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need_apt+=(postgresql)
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 if [ ${#need_apt[@]} -gt 0 ]; then
-  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
     "${need_apt[@]}" >/dev/null
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
+PY=python3
+# A Debian system Python refuses pip installs (PEP 668): use a virtualenv there.
+if $PY -c 'import os, sys, sysconfig; sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")) else 1)'; then
+  if ! $PY -m venv --help >/dev/null 2>&1 || ! $PY -c 'import ensurepip' 2>/dev/null; then
+    ${SUDO:-} apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive ${SUDO:-} apt-get install -y -qq python3-venv >/dev/null
+  fi
+  [ -x .venv/bin/python ] || $PY -m venv .venv
+  PY=.venv/bin/python
+fi
+$PY -m pip install -q --disable-pip-version-check -e '.[dev]'
 
-echo "== ruff"; python3 -m ruff check . && python3 -m ruff format --check .
-echo "== mypy"; python3 -m mypy
-echo "== pytest"; python3 -m pytest "$@"
+echo "== ruff"; $PY -m ruff check . && $PY -m ruff format --check .
+echo "== mypy"; $PY -m mypy
+echo "== pytest"; $PY -m pytest "$@"
