@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
 from bot.models import CloudUser, Holder, ObjectKind, OnPremUser, RoleAssignment, Tenant, Unknown
@@ -69,7 +69,6 @@ class Facts:
     upn_owner: CloudUser | Unknown | None = None
     #: The cloud primary address the approver saw; set only when re-checking at approval.
     approved_primary: str | None = None
-    extra_notes: tuple[str, ...] = field(default=())
 
 
 def target_address(facts: Facts) -> str | None:
@@ -174,7 +173,10 @@ def evaluate(facts: Facts, policy: Policy = Policy()) -> Report:
         summary = "The cloud user is already bound to this AD user; nothing to do."
     elif ambiguous and all(c.id is CheckId.ONPREM_USER_FOUND for c in failed):
         verdict = Verdict.NEEDS_INPUT
-        summary = "Name the AD account to use: `/smtpmatch ADDRESS ACCOUNT`."
+        summary = (
+            "Name the AD account to use: `/smtpmatch ADDRESS ACCOUNT` in Slack, `--onprem "
+            "ACCOUNT` on the command line."
+        )
     elif failed:
         verdict = Verdict.BLOCKED
         summary = "Blocked by: " + ", ".join(c.id for c in failed) + "."
@@ -187,8 +189,8 @@ def evaluate(facts: Facts, policy: Policy = Policy()) -> Report:
     else:
         verdict = Verdict.ELIGIBLE
         summary = "The AD user can be SMTP-matched; the change below would do it."
-    if verdict is not Verdict.ELIGIBLE:
-        plan = plan if plan and plan.changes and verdict is not Verdict.ALREADY_MATCHED else None
+    if plan is not None and not plan.changes:
+        plan = None  # nothing to write: the report shows no change rather than an empty one
 
     return Report(
         address=facts.address,
