@@ -118,8 +118,31 @@ class ApiCall:
         return self.http_status == HTTPStatus.OK and self.result.get("ok") is True
 
 
+class _MessageBody:
+    """``text``, ``blocks`` and ``all_text`` of a message, from its JSON body."""
+
+    @property
+    def _body(self) -> Json:
+        raise NotImplementedError
+
+    @property
+    def text(self) -> str:
+        """The message's ``text`` (the notification fallback when blocks are sent)."""
+        return str(self._body.get("text") or "")
+
+    @property
+    def blocks(self) -> list[Json]:
+        """The message's Block Kit blocks (empty when none were sent)."""
+        return list(self._body.get("blocks") or [])
+
+    @property
+    def all_text(self) -> str:
+        """``text`` and the flattened blocks, for ``in`` assertions."""
+        return "\n".join(part for part in (self.text, text_of(self.blocks)) if part)
+
+
 @dataclass
-class PostedMessage:
+class PostedMessage(_MessageBody):
     """A message posted with ``chat.postMessage``, in its latest state.
 
     Attributes:
@@ -137,14 +160,8 @@ class PostedMessage:
     deleted: bool = False
 
     @property
-    def text(self) -> str:
-        """The message's ``text`` (the notification fallback when blocks are sent)."""
-        return str(self.args.get("text") or "")
-
-    @property
-    def blocks(self) -> list[Json]:
-        """The message's Block Kit blocks (empty when none were sent)."""
-        return list(self.args.get("blocks") or [])
+    def _body(self) -> Json:
+        return self.args
 
     @property
     def thread_ts(self) -> str | None:
@@ -157,14 +174,9 @@ class PostedMessage:
         """Whether the message was changed after it was posted."""
         return len(self.versions) > 1
 
-    @property
-    def all_text(self) -> str:
-        """``text`` and the flattened blocks, for ``in`` assertions."""
-        return "\n".join(part for part in (self.text, text_of(self.blocks)) if part)
-
 
 @dataclass(frozen=True)
-class Ephemeral:
+class Ephemeral(_MessageBody):
     """A message posted with ``chat.postEphemeral`` (only ``user`` sees it)."""
 
     channel: str
@@ -173,23 +185,12 @@ class Ephemeral:
     args: Json
 
     @property
-    def text(self) -> str:
-        """The message's ``text``."""
-        return str(self.args.get("text") or "")
-
-    @property
-    def blocks(self) -> list[Json]:
-        """The message's Block Kit blocks."""
-        return list(self.args.get("blocks") or [])
-
-    @property
-    def all_text(self) -> str:
-        """``text`` and the flattened blocks."""
-        return "\n".join(part for part in (self.text, text_of(self.blocks)) if part)
+    def _body(self) -> Json:
+        return self.args
 
 
 @dataclass(frozen=True)
-class ResponsePost:
+class ResponsePost(_MessageBody):
     """A JSON message posted to a ``response_url`` (what Bolt's ``respond()`` sends)."""
 
     name: str
@@ -197,19 +198,8 @@ class ResponsePost:
     at: float
 
     @property
-    def text(self) -> str:
-        """The message's ``text``."""
-        return str(self.payload.get("text") or "")
-
-    @property
-    def blocks(self) -> list[Json]:
-        """The message's Block Kit blocks."""
-        return list(self.payload.get("blocks") or [])
-
-    @property
-    def all_text(self) -> str:
-        """``text`` and the flattened blocks."""
-        return "\n".join(part for part in (self.text, text_of(self.blocks)) if part)
+    def _body(self) -> Json:
+        return self.payload
 
     @property
     def response_type(self) -> str:
