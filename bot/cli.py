@@ -1,7 +1,8 @@
 """The ``smtpmatch`` command line: ``check``, ``serve`` and ``audit``.
 
 Exit codes (stable, DESIGN.md): 0 a report was produced (whatever the verdict), 2 bad usage or
-configuration, 3 a directory could not be reached.
+configuration (including credentials or rights a directory refused), 3 a directory could not be
+reached.
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from bot.errors import ConfigurationError, DirectoryError, InvalidInput
+from bot.errors import (
+    AuthenticationFailed,
+    ConfigurationError,
+    DirectoryError,
+    InvalidInput,
+    PermissionMissing,
+)
 from bot.rules.address import parse_address
 from bot.rules.codec import report_to_dict
 from bot.services.check import check_match, parse_onprem_id
@@ -83,6 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return export_audit(since=args.since, fmt=args.format, out=sys.stdout)
     except (InvalidInput, ConfigurationError) as exc:
+        print(f"smtpmatch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (AuthenticationFailed, PermissionMissing) as exc:
+        # The directory answered: what it refused is the configuration (credentials, rights).
         print(f"smtpmatch: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except DirectoryError as exc:

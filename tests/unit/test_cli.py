@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from bot.cli import main
+from bot.errors import AuthenticationFailed, DirectoryUnavailable, PermissionMissing
 
 DEMO_TABLE = [
     ("jane@contoso.com", "eligible", None, None),
@@ -140,3 +141,40 @@ def test_the_console_script_is_installed_and_prints_json() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["verdict"] == "eligible"
+
+
+class Refusing:
+    """A directory that answers every call with the given fault."""
+
+    def __init__(self, fault: Exception) -> None:
+        self.fault = fault
+
+    def __getattr__(self, name: str):
+        def call(*args, **kwargs):
+            raise self.fault
+
+        return call
+
+
+@pytest.mark.parametrize(
+    ("fault", "code"),
+    [
+        (DirectoryUnavailable("Active Directory", "dc1.contoso.com:636", "timed out"), 3),
+        (AuthenticationFailed("Active Directory", "dc1.contoso.com:636", "bad credentials"), 2),
+        (PermissionMissing("Entra ID", "graph.microsoft.com", "needs User.Read.All"), 2),
+    ],
+)
+def test_directory_faults_map_to_exit_codes_and_name_the_server(
+    capsys, monkeypatch, fault: Exception, code: int
+) -> None:
+    from bot import compose
+    from bot.directories.demo import build_demo_directories
+    from bot.services.check import Directories
+
+    _, cloud, policy = build_demo_directories()
+    monkeypatch.setattr(
+        compose, "build_directories", lambda *a, **k: Directories(Refusing(fault), cloud, policy)
+    )
+    assert main(["check", "jane@contoso.com"]) == code
+    err = capsys.readouterr().err
+    assert "dc1.contoso.com" in err or "graph.microsoft.com" in err
