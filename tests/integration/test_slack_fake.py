@@ -1,18 +1,23 @@
 """The Slack test doubles: the fake Web API answers like Slack, the driver signs like Slack.
 
 The first group drives a tiny real Bolt app (served by uvicorn behind Starlette, as the bot
-is) with signed requests; the second talks to the fake with the real ``slack_sdk`` clients.
+is) with signed requests; the second talks to the fake with the real ``slack_sdk`` clients;
+the last checks the Socket Mode WebSocket with a bare client and with slack_sdk's own.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
+import os
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -22,6 +27,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
+from slack_sdk.socket_mode.builtin import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.webhook import WebhookClient
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -30,9 +38,12 @@ from starlette.routing import Route
 
 from tests.support.slack import SlackDriverFactory
 from tests.support.slack_fake import (
+    APP_ID,
+    APP_TOKEN,
     BOT_TOKEN,
     RESPONSE_URL,
     SIGNING_SECRET,
+    SOCKET_PATH,
     ApiCall,
     FakeSlackApi,
     SlackDriver,
@@ -650,3 +661,191 @@ def test_find_action_returns_the_block_id_and_element() -> None:
     assert element["value"] == "req-1"
     with pytest.raises(LookupError, match="request_approval"):
         find_action(report_blocks("a@b.c"), "missing")
+
+
+# ---------------------------------------------------------------------------------------
+# Socket Mode: apps.connections.open and the WebSocket
+# ---------------------------------------------------------------------------------------
+
+
+class RawSocket:
+    """A bare WebSocket client (RFC 6455), to see exactly what the fake sends and answers."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.sock = socket.create_connection((parts.hostname, parts.port), timeout=5)
+        self.stream = self.sock.makefile("rb")
+        key = base64.b64encode(os.urandom(16)).decode()
+        request = (
+            f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.hostname}\r\n"
+            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        self.sock.sendall(request.encode())
+        self.status = int(self.stream.readline().split()[1])
+        self.headers: dict[str, str] = {}
+        while (line := self.stream.readline().decode().strip()) != "":
+            name, _, value = line.partition(":")
+            self.headers[name.strip().lower()] = value.strip()
+        digest = hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
+        self.accept_ok = (
+            self.headers.get("sec-websocket-accept") == base64.b64encode(digest).decode()
+        )
+
+    def send(self, opcode: int, data: bytes, *, masked: bool = True) -> None:
+        mask = os.urandom(4) if masked else b""
+        body = bytes(b ^ mask[i % 4] for i, b in enumerate(data)) if masked else data
+        self.sock.sendall(bytes([0x80 | opcode, (0x80 if masked else 0) | len(data)]) + mask + body)
+
+    def receive(self) -> tuple[int, bytes]:
+        """The next frame: (opcode, payload); the fake never masks and never fragments."""
+        first, second = self.stream.read(2)
+        length = second & 0x7F
+        if length == 126:
+            length = int.from_bytes(self.stream.read(2), "big")
+        elif length == 127:
+            length = int.from_bytes(self.stream.read(8), "big")
+        assert not second & 0x80, "server frames must not be masked"
+        return first & 0x0F, self.stream.read(length)
+
+    def receive_json(self) -> dict[str, Any]:
+        opcode, data = self.receive()
+        assert opcode == 0x1
+        return dict(json.loads(data))
+
+    def close(self) -> None:
+        self.stream.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def raw_socket(slack_api: FakeSlackApi) -> Iterator[RawSocket]:
+    """A connected bare WebSocket client, its ``hello`` already read."""
+    url = WebClient(base_url=slack_api.url).apps_connections_open(app_token=APP_TOKEN)["url"]
+    raw = RawSocket(url)
+    assert raw.status == 101 and raw.accept_ok
+    assert raw.receive_json()["type"] == "hello"
+    yield raw
+    raw.close()
+
+
+def test_apps_connections_open_takes_only_the_app_token(slack_api: FakeSlackApi) -> None:
+    client = WebClient(base_url=slack_api.url)
+
+    url = client.apps_connections_open(app_token=APP_TOKEN)["url"]
+    with pytest.raises(SlackApiError) as bot_token:
+        client.apps_connections_open(app_token=BOT_TOKEN)
+    with pytest.raises(SlackApiError) as unknown:
+        client.apps_connections_open(app_token="xapp-1-revoked")
+    with pytest.raises(SlackApiError) as app_token_elsewhere:
+        WebClient(token=APP_TOKEN, base_url=slack_api.url).chat_postMessage(channel="C1", text="x")
+
+    assert url.startswith(f"ws://127.0.0.1:{slack_api.port}{SOCKET_PATH}?ticket=")
+    assert bot_token.value.response["error"] == "not_allowed_token_type"
+    assert unknown.value.response["error"] == "invalid_auth"
+    assert app_token_elsewhere.value.response["error"] == "not_allowed_token_type"
+
+
+def test_a_websocket_url_admits_one_connection_only(slack_api: FakeSlackApi) -> None:
+    url = WebClient(base_url=slack_api.url).apps_connections_open(app_token=APP_TOKEN)["url"]
+
+    first, second = RawSocket(url), RawSocket(url)
+    forged = RawSocket(url.replace("ticket=", "ticket=forged"))
+    try:
+        assert first.status == 101 and first.accept_ok
+        assert (second.status, forged.status) == (401, 401)
+        assert len(slack_api.sockets()) == 1
+    finally:
+        for raw in (first, second, forged):
+            raw.close()
+
+
+def test_the_socket_greets_answers_pings_and_pushes_envelopes(
+    slack_api: FakeSlackApi, raw_socket: RawSocket
+) -> None:
+    raw_socket.send(0x9, b"are you there")
+    pong = raw_socket.receive()
+    command_id = slack_api.send_envelope("slash_commands", {"command": "/smtpmatch"})
+    command = raw_socket.receive_json()
+    event_id = slack_api.send_envelope("events_api", {"type": "event_callback"})
+    event = raw_socket.receive_json()
+
+    assert pong == (0xA, b"are you there")
+    assert slack_api.sockets()[0].pings == 1
+    assert command == {
+        "envelope_id": command_id,
+        "type": "slash_commands",
+        "payload": {"command": "/smtpmatch"},
+        "accepts_response_payload": True,
+    }
+    assert event["envelope_id"] == event_id and event["accepts_response_payload"] is False
+    assert (event["retry_attempt"], event["retry_reason"]) == (0, "")
+
+
+def test_acks_are_recorded_with_their_payload_and_delay(
+    slack_api: FakeSlackApi, raw_socket: RawSocket
+) -> None:
+    envelope_id = slack_api.send_envelope("interactive", {"type": "block_actions"})
+    raw_socket.receive_json()
+    ack = {"envelope_id": envelope_id, "payload": {"text": "On it"}}
+    raw_socket.send(0x1, json.dumps(ack).encode())
+
+    recorded = slack_api.wait_for_ack(envelope_id, timeout=5)
+
+    assert recorded.text == "On it"
+    assert recorded.elapsed is not None and 0 <= recorded.elapsed < 5
+    assert recorded.connection == slack_api.sockets()[0].id
+    assert slack_api.acks == [recorded]
+    with pytest.raises(TimeoutError, match="no ack of envelope nope"):
+        slack_api.wait_for_ack("nope", timeout=0.1)
+
+
+def test_an_unmasked_client_frame_is_a_protocol_error(
+    slack_api: FakeSlackApi, raw_socket: RawSocket
+) -> None:
+    raw_socket.send(0x1, b"{}", masked=False)
+
+    opcode, data = raw_socket.receive()
+
+    assert (opcode, int.from_bytes(data[:2], "big")) == (0x8, 1002)
+    assert slack_api.sockets()[0].wait_closed(timeout=5)
+
+
+def test_the_sdk_socket_mode_client_connects_and_acks(slack_api: FakeSlackApi) -> None:
+    received: list[dict[str, Any]] = []
+    client = SocketModeClient(
+        app_token=APP_TOKEN, web_client=WebClient(token=BOT_TOKEN, base_url=slack_api.url)
+    )
+    client.message_listeners.append(lambda _client, message, _raw: received.append(message))
+
+    def ack(client: SocketModeClient, request: SocketModeRequest) -> None:
+        client.send_socket_mode_response(
+            SocketModeResponse(envelope_id=request.envelope_id, payload={"text": "got it"})
+        )
+
+    client.socket_mode_request_listeners.append(ack)
+    client.connect()
+    try:
+        envelope_id = slack_api.send_envelope("slash_commands", {"text": "hi"}, timeout=5)
+        acked = slack_api.wait_for_ack(envelope_id, timeout=5)
+        hello = next(m for m in received if m.get("type") == "hello")
+    finally:
+        client.auto_reconnect_enabled = False
+        slack_api.close_sockets()
+        client.close()
+
+    assert acked.text == "got it"
+    assert hello["num_connections"] == 1 and hello["connection_info"] == {"app_id": APP_ID}
+    assert client.current_session is None or not client.is_connected()
+
+
+def test_reset_closes_the_open_connections(slack_api: FakeSlackApi, raw_socket: RawSocket) -> None:
+    connection = slack_api.sockets()[0]
+
+    slack_api.reset()
+
+    assert connection.wait_closed(timeout=5)
+    assert raw_socket.receive()[0] == 0x8
+    assert slack_api.sockets() == [] and slack_api.acks == []
+    with pytest.raises(TimeoutError, match="0/1 Socket Mode connections"):
+        slack_api.send_envelope("events_api", {}, timeout=0.1)

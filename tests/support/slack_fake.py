@@ -17,16 +17,27 @@ published Home tab) so tests can assert on outcomes as well as on calls.
 ``SlackDriver`` signs requests the way Slack does (``v0=`` + HMAC-SHA256 of
 ``v0:{timestamp}:{body}`` with the signing secret) and sends slash commands, button clicks,
 view submissions and Events API callbacks to the bot's ``/slack/events`` URL.
+
+Socket Mode: ``apps.connections.open`` (called with the app-level ``xapp-`` token) answers a
+one-time ``ws://127.0.0.1:PORT/link/?ticket=...`` URL on the same server. The WebSocket there
+greets the app with ``hello``, answers pings, and lets a test push envelopes and read the
+app's acks::
+
+    envelope_id = api.send_envelope("slash_commands", slash_command_payload(api, "help"))
+    ack = api.wait_for_ack(envelope_id)
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import hashlib
 import hmac
 import itertools
 import json
+import socket
+import struct
 import threading
 import time
 import uuid
@@ -35,6 +46,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BufferedIOBase
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
@@ -43,11 +55,13 @@ import httpx
 
 __all__ = [
     "APP_ID",
+    "APP_TOKEN",
     "BOT_ID",
     "BOT_TOKEN",
     "BOT_USER_ID",
     "RESPONSE_URL",
     "SIGNING_SECRET",
+    "SOCKET_PATH",
     "TEAM_DOMAIN",
     "TEAM_ID",
     "ApiCall",
@@ -58,14 +72,20 @@ __all__ = [
     "SentRequest",
     "ServedApp",
     "SlackDriver",
+    "SocketAck",
+    "SocketConnection",
+    "block_actions_payload",
     "find_action",
     "serve_asgi",
     "slack_signature",
+    "slash_command_payload",
     "text_of",
 ]
 
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test-token"
+APP_TOKEN = "xapp-1-A_SMTPMATCH-1-test-app-token"
+"""The app-level token (Socket Mode): the only one ``apps.connections.open`` accepts."""
 
 TEAM_ID = "T_FAKE"
 TEAM_DOMAIN = "fake-workspace"
@@ -75,6 +95,15 @@ BOT_USER_ID = "U_SMTPMATCH_BOT"
 
 RESPONSE_URL = "response_url"
 """Pseudo method name under which posts to a ``response_url`` are recorded."""
+
+SOCKET_PATH = "/link/"
+"""Path of the Socket Mode WebSocket URLs ``apps.connections.open`` hands out."""
+
+# Methods that take the app-level token; every other method takes the bot token.
+_APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
+# RFC 6455: the key is hashed with this GUID into Sec-WebSocket-Accept.
+_WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_OP_CONTINUATION, _OP_TEXT, _OP_BINARY, _OP_CLOSE, _OP_PING, _OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
 # Keys Slack accepts as JSON-encoded strings in form-encoded calls.
 _JSON_ARGS = ("blocks", "view", "attachments", "metadata", "options")
@@ -217,6 +246,31 @@ class ResponsePost(_MessageBody):
         return _truthy(self.payload.get("delete_original"))
 
 
+@dataclass(frozen=True)
+class SocketAck(_MessageBody):
+    """An acknowledgement the app sent back over a Socket Mode connection.
+
+    Attributes:
+        envelope_id: The envelope acknowledged.
+        payload: The response payload sent with the ack (``None`` when the ack had none),
+            e.g. the ephemeral message a slash command's ``ack(text=...)`` answers with.
+        at: Wall-clock time (``time.time()``) when the ack arrived.
+        elapsed: Seconds from sending the envelope to its ack; ``None`` for an envelope the
+            fake did not send (or sent before a reset).
+        connection: Id of the :class:`SocketConnection` it came on.
+    """
+
+    envelope_id: str
+    payload: Json | None
+    at: float
+    elapsed: float | None
+    connection: int
+
+    @property
+    def _body(self) -> Json:
+        return self.payload or {}
+
+
 # ---------------------------------------------------------------------------------------
 # Block Kit helpers
 # ---------------------------------------------------------------------------------------
@@ -300,6 +354,124 @@ def _truthy(value: Any) -> bool:
 
 
 # ---------------------------------------------------------------------------------------
+# Socket Mode: the server side of one WebSocket connection
+# ---------------------------------------------------------------------------------------
+
+
+class SocketConnection:
+    """One Socket Mode WebSocket connection, on Slack's side (frames sent unmasked).
+
+    Created by :class:`FakeSlackApi` when the app connects; thread-safe for sending.
+
+    Attributes:
+        id: 1, 2, ... in the order the app connected (since the fake started).
+        ticket: The ``ticket`` of the URL ``apps.connections.open`` handed out.
+        opened_at: Wall-clock time the handshake completed.
+        pings: Pings the app sent on this connection (each answered with a pong).
+    """
+
+    def __init__(self, connection_id: int, sock: socket.socket, ticket: str) -> None:
+        self.id = connection_id
+        self.ticket = ticket
+        self.opened_at = time.time()
+        self.pings = 0
+        self._sock = sock
+        self._send_lock = threading.RLock()
+        self._closed = threading.Event()
+
+    @property
+    def closed(self) -> bool:
+        """Whether either side closed the connection."""
+        return self._closed.is_set()
+
+    def send_json(self, message: Json) -> None:
+        """Send one JSON text message (an envelope, ``hello``, ``disconnect``)."""
+        self.send_frame(_OP_TEXT, json.dumps(message).encode())
+
+    def send_frame(self, opcode: int, data: bytes = b"") -> None:
+        """Send one unmasked, final frame.
+
+        Raises:
+            ConnectionError: The connection is closed.
+        """
+        try:
+            with self._send_lock:
+                if self._closed.is_set() and opcode != _OP_CLOSE:
+                    raise ConnectionError(f"Socket Mode connection {self.id} is closed")
+                self._sock.sendall(_frame(opcode, data))
+        except OSError as exc:
+            self._closed.set()
+            raise ConnectionError(f"Socket Mode connection {self.id} is closed: {exc}") from exc
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Send a close frame (best effort) and shut the TCP connection down; idempotent."""
+        with self._send_lock:
+            if self._closed.is_set():
+                return
+            with contextlib.suppress(ConnectionError):
+                self.send_frame(_OP_CLOSE, struct.pack("!H", code) + reason.encode()[:120])
+            self._closed.set()
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+
+    def wait_closed(self, timeout: float = 10.0) -> bool:
+        """Wait until the connection is closed; returns whether it is."""
+        return self._closed.wait(timeout)
+
+    def _mark_closed(self) -> None:
+        self._closed.set()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<SocketConnection {self.id} {state} pings={self.pings}>"
+
+
+def _websocket_accept(key: str) -> str:
+    """The ``Sec-WebSocket-Accept`` answer to a client's ``Sec-WebSocket-Key``."""
+    digest = hashlib.sha1((key.strip() + _WEBSOCKET_GUID).encode(), usedforsecurity=False)
+    return base64.b64encode(digest.digest()).decode()
+
+
+def _frame(opcode: int, data: bytes) -> bytes:
+    """One final, unmasked WebSocket frame (server to client)."""
+    length = len(data)
+    if length < 126:
+        header = struct.pack("!BB", 0x80 | opcode, length)
+    elif length < 1 << 16:
+        header = struct.pack("!BBH", 0x80 | opcode, 126, length)
+    else:
+        header = struct.pack("!BBQ", 0x80 | opcode, 127, length)
+    return header + data
+
+
+def _read_exactly(stream: BufferedIOBase, n: int) -> bytes:
+    data = stream.read(n) if n else b""
+    if len(data) < n:
+        raise EOFError("the WebSocket connection closed mid-frame")
+    return data
+
+
+def _read_frame(stream: BufferedIOBase) -> tuple[bool, int, bool, bytes]:
+    """Read one frame: ``(fin, opcode, masked, unmasked payload)``.
+
+    Raises:
+        EOFError: The connection closed.
+    """
+    first, second = _read_exactly(stream, 2)
+    length = second & 0x7F
+    if length == 126:
+        (length,) = struct.unpack("!H", _read_exactly(stream, 2))
+    elif length == 127:
+        (length,) = struct.unpack("!Q", _read_exactly(stream, 8))
+    masked = bool(second & 0x80)
+    mask = _read_exactly(stream, 4) if masked else b""
+    data = _read_exactly(stream, length)
+    if masked:
+        data = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+    return bool(first & 0x80), first & 0x0F, masked, data
+
+
+# ---------------------------------------------------------------------------------------
 # The fake Web API
 # ---------------------------------------------------------------------------------------
 
@@ -310,15 +482,23 @@ class FakeSlackApi:
     Thread-safe: the bot calls it from its worker threads while the test reads it.
 
     Args:
-        bot_token: The only token accepted (``invalid_auth`` otherwise).
+        bot_token: The only token the Web API methods accept (``invalid_auth`` otherwise).
+        app_token: The only token ``apps.connections.open`` accepts (Socket Mode). Each
+            token used for the other's methods is answered ``not_allowed_token_type``.
         host: Interface to listen on.
         port: Port to listen on; 0 (the default) picks a free one.
     """
 
     def __init__(
-        self, bot_token: str = BOT_TOKEN, *, host: str = "127.0.0.1", port: int = 0
+        self,
+        bot_token: str = BOT_TOKEN,
+        *,
+        app_token: str = APP_TOKEN,
+        host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
         self.bot_token = bot_token
+        self.app_token = app_token
         self.host = host
         self.port = port
         self._cond = threading.Condition()
@@ -326,6 +506,7 @@ class FakeSlackApi:
         self._thread: threading.Thread | None = None
         self._ts_counter = itertools.count(1)
         self._id_counter = itertools.count(1)
+        self._socket_ids = itertools.count(1)
         self._reset_state()
         self._methods: dict[str, Callable[[Json], Json]] = {
             "auth.test": self._auth_test,
@@ -341,6 +522,7 @@ class FakeSlackApi:
             "usergroups.users.list": self._usergroups_users_list,
             "users.info": self._users_info,
             "conversations.open": self._conversations_open,
+            "apps.connections.open": self._apps_connections_open,
         }
 
     def _reset_state(self) -> None:
@@ -356,6 +538,10 @@ class FakeSlackApi:
         self._rate_limits: dict[str, tuple[int, int]] = {}
         self._failures: dict[str, list[str]] = {}
         self._latency: dict[str | None, float] = {}
+        self._tickets: set[str] = set()
+        self._sockets: list[SocketConnection] = []
+        self._envelopes: dict[str, float] = {}
+        self._acks: list[SocketAck] = []
 
     # -- addresses ---------------------------------------------------------------------
 
@@ -537,9 +723,140 @@ class FakeSlackApi:
             self._bound_urls.clear()
 
     def reset(self) -> None:
-        """Back to a freshly started fake: no records, no seeds, no knobs."""
+        """Back to a freshly started fake: no records, no seeds, no knobs.
+
+        Open Socket Mode connections are closed and forgotten.
+        """
         with self._cond:
+            sockets = list(self._sockets)
             self._reset_state()
+        for connection in sockets:
+            connection.close(1001, "reset")
+
+    # -- Socket Mode -------------------------------------------------------------------
+
+    def sockets(self) -> list[SocketConnection]:
+        """Every Socket Mode connection the app opened since the last reset, oldest first."""
+        with self._cond:
+            return list(self._sockets)
+
+    def wait_for_socket(self, timeout: float = 10.0, *, count: int = 1) -> SocketConnection:
+        """Wait until the app has opened ``count`` connections and one is open; return the
+        newest open one (the one :meth:`send_envelope` uses).
+
+        Raises:
+            TimeoutError: Not so many connections, or none open, within ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                open_ = [c for c in self._sockets if not c.closed]
+                if len(self._sockets) >= count and open_:
+                    return open_[-1]
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    opens = [
+                        f"{c.method}(ok={c.ok})"
+                        for c in self._calls
+                        if c.method in _APP_TOKEN_METHODS
+                    ]
+                    raise TimeoutError(
+                        f"{len(self._sockets)}/{count} Socket Mode connections, "
+                        f"{len(open_)} open, after {timeout}s; apps.connections.open calls: "
+                        f"{opens or 'none'}"
+                    )
+                # A connection closed by this side is seen closed before its thread notifies.
+                self._cond.wait(min(remaining, 0.05))
+
+    def send_envelope(
+        self,
+        type: str,
+        payload: Json,
+        *,
+        accepts_response_payload: bool | None = None,
+        retry_attempt: int = 0,
+        retry_reason: str = "",
+        timeout: float = 10.0,
+    ) -> str:
+        """Push an envelope to the app over its newest open connection, as Slack does.
+
+        Args:
+            type: ``"slash_commands"``, ``"interactive"`` or ``"events_api"``.
+            payload: What Slack would have POSTed over HTTP: a slash command's fields
+                (:func:`slash_command_payload`), an interaction payload
+                (:func:`block_actions_payload`) or an ``event_callback``.
+            accepts_response_payload: Whether the ack may carry a response payload; by
+                default true, except for ``events_api``.
+            retry_attempt: For ``events_api``: the redelivery number (0: first delivery).
+            retry_reason: For ``events_api``: why it is redelivered (``""`` the first time).
+            timeout: How long to wait for an open connection.
+
+        Returns:
+            The envelope id, for :meth:`wait_for_ack`.
+
+        Raises:
+            TimeoutError: No connection is open within ``timeout`` seconds.
+        """
+        connection = self.wait_for_socket(timeout)
+        envelope_id = str(uuid.uuid4())
+        envelope: Json = {
+            "envelope_id": envelope_id,
+            "type": type,
+            "payload": payload,
+            "accepts_response_payload": (
+                accepts_response_payload
+                if accepts_response_payload is not None
+                else type != "events_api"
+            ),
+        }
+        if type == "events_api":
+            envelope.update(retry_attempt=retry_attempt, retry_reason=retry_reason)
+        with self._cond:
+            self._envelopes[envelope_id] = time.perf_counter()
+        connection.send_json(envelope)
+        return envelope_id
+
+    def send_disconnect(self, reason: str = "refresh_requested") -> None:
+        """Tell every open connection to go away (Slack does before it closes one);
+        the app is expected to open a new connection with ``apps.connections.open``."""
+        for connection in self.sockets():
+            if not connection.closed:
+                with contextlib.suppress(ConnectionError):
+                    connection.send_json(
+                        {"type": "disconnect", "reason": reason, "debug_info": {"host": "fake"}}
+                    )
+
+    def close_sockets(self, code: int = 1000, reason: str = "") -> None:
+        """Close every open Socket Mode connection from Slack's side."""
+        for connection in self.sockets():
+            connection.close(code, reason)
+
+    @property
+    def acks(self) -> list[SocketAck]:
+        """Every ack the app sent over Socket Mode since the last reset, in arrival order."""
+        with self._cond:
+            return list(self._acks)
+
+    def wait_for_ack(self, envelope_id: str, timeout: float = 10.0) -> SocketAck:
+        """Wait for the app's ack of one envelope.
+
+        Raises:
+            TimeoutError: No ack of that envelope within ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for ack in self._acks:
+                    if ack.envelope_id == envelope_id:
+                        return ack
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    seen = [a.envelope_id for a in self._acks]
+                    raise TimeoutError(
+                        f"no ack of envelope {envelope_id} after {timeout}s; "
+                        f"acks: {seen or 'none'}; connections: {self._sockets or 'none'}"
+                    )
+                self._cond.wait(remaining)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -558,7 +875,8 @@ class FakeSlackApi:
         return self
 
     def stop(self) -> None:
-        """Stop serving and close the listening socket."""
+        """Close the Socket Mode connections, stop serving and close the listening socket."""
+        self.close_sockets(1001, "going away")
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -659,8 +977,11 @@ class FakeSlackApi:
             token = authorization[len("bearer ") :].strip()
         if not token:
             return HTTPStatus.OK, {"ok": False, "error": "not_authed"}, {}
-        if token != self.bot_token:
-            return HTTPStatus.OK, {"ok": False, "error": "invalid_auth"}, {}
+        expected = self.app_token if method in _APP_TOKEN_METHODS else self.bot_token
+        if token != expected:
+            known = token in (self.bot_token, self.app_token)
+            error = "not_allowed_token_type" if known else "invalid_auth"
+            return HTTPStatus.OK, {"ok": False, "error": error}, {}
         with self._cond:
             failures = self._failures.get(method)
             if failures:
@@ -668,6 +989,95 @@ class FakeSlackApi:
             handler = self._methods.get(method)
             result = handler(args) if handler else {"ok": True}
         return HTTPStatus.OK, result, {}
+
+    def claim_ticket(self, ticket: str) -> bool:
+        """Use up a ticket from ``apps.connections.open``; false if unknown or used."""
+        with self._cond:
+            if ticket not in self._tickets:
+                return False
+            self._tickets.discard(ticket)
+            return True
+
+    def serve_socket(self, sock: socket.socket, stream: BufferedIOBase, ticket: str) -> None:
+        """Run one Socket Mode connection after the handshake, until either side closes it.
+
+        Greets the app with ``hello``, answers pings, records acks. A client frame without
+        a mask is a protocol error (RFC 6455 requires clients to mask), closed with 1002.
+        """
+        connection = SocketConnection(next(self._socket_ids), sock, ticket)
+        # Listed before the hello is sent (a client that saw the hello finds it in sockets()),
+        # yet the hello goes first: envelopes wait for the connection's send lock.
+        with connection._send_lock:
+            with self._cond:
+                self._sockets.append(connection)
+                open_now = sum(1 for c in self._sockets if not c.closed)
+                self._cond.notify_all()
+            hello: Json = {
+                "type": "hello",
+                "num_connections": open_now,
+                "debug_info": {
+                    "host": "fake-slack",
+                    "build_number": 1,
+                    "approximate_connection_time": 18060,
+                },
+                "connection_info": {"app_id": APP_ID},
+            }
+            with contextlib.suppress(ConnectionError):  # gone already: the read ends at once
+                connection.send_json(hello)
+        try:
+            self._read_socket(connection, stream)
+        finally:
+            connection._mark_closed()
+            with self._cond:
+                self._cond.notify_all()
+
+    def _read_socket(self, connection: SocketConnection, stream: BufferedIOBase) -> None:
+        opcode_of_message, message = _OP_TEXT, bytearray()
+        while not connection.closed:
+            try:
+                fin, opcode, masked, data = _read_frame(stream)
+            except (EOFError, OSError, ValueError):
+                return
+            if not masked:
+                connection.close(1002, "client frames must be masked")
+                return
+            if opcode == _OP_PING:
+                connection.pings += 1
+                with contextlib.suppress(ConnectionError):
+                    connection.send_frame(_OP_PONG, data)
+            elif opcode == _OP_CLOSE:
+                code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 1000
+                connection.close(code)
+                return
+            elif opcode in (_OP_TEXT, _OP_BINARY, _OP_CONTINUATION):
+                if opcode != _OP_CONTINUATION:
+                    opcode_of_message, message = opcode, bytearray()
+                message += data
+                if fin and opcode_of_message == _OP_TEXT:
+                    self._on_socket_text(connection, message.decode("utf-8", "replace"))
+
+    def _on_socket_text(self, connection: SocketConnection, text: str) -> None:
+        """Record an ack (``{"envelope_id": ..., "payload": {...}?}``); ignore anything else."""
+        try:
+            message = json.loads(text)
+        except ValueError:
+            return
+        if not isinstance(message, dict) or not message.get("envelope_id"):
+            return
+        envelope_id = str(message["envelope_id"])
+        payload = message.get("payload")
+        with self._cond:
+            sent = self._envelopes.get(envelope_id)
+            self._acks.append(
+                SocketAck(
+                    envelope_id=envelope_id,
+                    payload=payload if isinstance(payload, dict) else None,
+                    at=time.time(),
+                    elapsed=time.perf_counter() - sent if sent is not None else None,
+                    connection=connection.id,
+                )
+            )
+            self._cond.notify_all()
 
     # -- ids ---------------------------------------------------------------------------
 
@@ -872,6 +1282,12 @@ class FakeSlackApi:
             return {"ok": True, "channel": {"id": "G" + "_".join(users)}}
         return {"ok": True, "no_op": False, "channel": {"id": self.dm_channel(users[0])}}
 
+    def _apps_connections_open(self, args: Json) -> Json:
+        ticket = uuid.uuid4().hex
+        self._tickets.add(ticket)
+        url = f"ws://{self.host}:{self.port}{SOCKET_PATH}?ticket={ticket}&app_id={APP_ID}"
+        return {"ok": True, "url": url}
+
 
 def _user_object(
     user_id: str,
@@ -925,6 +1341,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         parts = urlsplit(self.path)
+        if parts.path == SOCKET_PATH and self.command == "GET":
+            self._upgrade_to_socket(dict(parse_qsl(parts.query)).get("ticket", ""))
+            return
         content_type = self.headers.get("Content-Type", "")
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
@@ -951,6 +1370,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_text(HTTPStatus.OK, "ok")
         else:
             self._send_text(HTTPStatus.NOT_FOUND, "not found")
+
+    def _upgrade_to_socket(self, ticket: str) -> None:
+        """The WebSocket handshake (RFC 6455), then the Socket Mode connection itself."""
+        key = self.headers.get("Sec-WebSocket-Key")
+        upgrade = (self.headers.get("Upgrade") or "").lower()
+        if upgrade != "websocket" or not key or self.headers.get("Sec-WebSocket-Version") != "13":
+            self._send_text(HTTPStatus.BAD_REQUEST, "expected a WebSocket (version 13) upgrade")
+            return
+        if not self.fake.claim_ticket(ticket):
+            self._send_text(HTTPStatus.UNAUTHORIZED, "invalid or used ticket")
+            return
+        self.send_response(HTTPStatus.SWITCHING_PROTOCOLS)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", _websocket_accept(key))
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        self.fake.serve_socket(self.connection, self.rfile, ticket)
 
     def _send_json(self, status: int, body: Json, headers: Mapping[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
@@ -1025,6 +1463,141 @@ class SentRequest:
     response_url_name: str | None = None
 
 
+def _new_trigger_id() -> str:
+    return f"{int(time.time())}.{TEAM_ID}.{uuid.uuid4().hex}"
+
+
+def slash_command_payload(
+    api: FakeSlackApi,
+    text: str,
+    *,
+    response_url_name: str = "command",
+    user_id: str = "U_HELP1",
+    user_name: str | None = None,
+    channel_id: str = "C_HELPDESK",
+    channel_name: str = "helpdesk",
+    command: str = "/smtpmatch",
+    trigger_id: str | None = None,
+) -> dict[str, str]:
+    """The fields Slack sends for a slash command: form-encoded over HTTP, and the
+    ``payload`` of a ``slash_commands`` envelope in Socket Mode.
+
+    The ``response_url`` points to ``api`` and its posts are recorded under
+    ``response_url_name``.
+    """
+    return {
+        "token": "deprecated-verification-token",
+        "team_id": TEAM_ID,
+        "team_domain": TEAM_DOMAIN,
+        "channel_id": channel_id,
+        "channel_name": channel_name,
+        "user_id": user_id,
+        "user_name": user_name or _user_name(user_id),
+        "command": command,
+        "text": text,
+        "api_app_id": APP_ID,
+        "is_enterprise_install": "false",
+        "response_url": api.response_url(response_url_name),
+        "trigger_id": trigger_id or _new_trigger_id(),
+    }
+
+
+def block_actions_payload(
+    api: FakeSlackApi,
+    action_id: str,
+    value: str,
+    user_id: str,
+    *,
+    channel_id: str,
+    message_ts: str,
+    response_url_name: str = "click",
+    block_id: str | None = None,
+    container: Json | None = None,
+    message: Json | None = None,
+    user_name: str | None = None,
+    trigger_id: str | None = None,
+) -> Json:
+    """The ``block_actions`` payload of a button click on a message: the ``payload`` form
+    field over HTTP, and the ``payload`` of an ``interactive`` envelope in Socket Mode.
+
+    Args:
+        api: The fake; the ``response_url`` points to it, bound to the clicked message (so
+            ``replace_original`` / ``delete_original`` posts change it in the fake).
+        action_id: The button's ``action_id``.
+        value: The button's ``value``.
+        user_id: Who clicked.
+        channel_id: Channel of the message holding the button.
+        message_ts: ``ts`` of that message.
+        response_url_name: Name under which posts to the ``response_url`` are recorded.
+        block_id: The button's block id (generated when not given).
+        container: Overrides the default message container.
+        message: The message as Slack sends it; by default the fake's latest state of
+            ``(channel_id, message_ts)``, or a minimal message with that ts.
+        user_name: Clicker's user name (derived from the id by default).
+        trigger_id: The trigger id (generated when not given).
+    """
+    if message is None:
+        message = _message_payload(api, channel_id, message_ts)
+    return {
+        "type": "block_actions",
+        "user": {
+            "id": user_id,
+            "username": user_name or _user_name(user_id),
+            "name": user_name or _user_name(user_id),
+            "team_id": TEAM_ID,
+        },
+        "api_app_id": APP_ID,
+        "token": "deprecated-verification-token",
+        "container": container
+        or {
+            "type": "message",
+            "message_ts": message_ts,
+            "channel_id": channel_id,
+            "is_ephemeral": False,
+        },
+        "trigger_id": trigger_id or _new_trigger_id(),
+        "team": {"id": TEAM_ID, "domain": TEAM_DOMAIN},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": channel_id, "name": channel_id.lower()},
+        "message": message,
+        "state": {"values": {}},
+        "response_url": api.response_url(
+            response_url_name, channel=channel_id, message_ts=message_ts
+        ),
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": block_id or uuid.uuid4().hex[:5],
+                "text": {"type": "plain_text", "text": action_id, "emoji": True},
+                "value": value,
+                "type": "button",
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
+
+
+def _message_payload(api: FakeSlackApi, channel_id: str, message_ts: str) -> Json:
+    """A message as Slack sends it in interaction payloads: the fake's latest state."""
+    try:
+        posted = api.message(channel_id, message_ts)
+    except KeyError:
+        return {"type": "message", "ts": message_ts, "text": "", "user": BOT_USER_ID}
+    message: Json = {
+        "type": "message",
+        "user": BOT_USER_ID,
+        "bot_id": BOT_ID,
+        "app_id": APP_ID,
+        "team": TEAM_ID,
+        "ts": posted.ts,
+        "text": posted.text,
+    }
+    if posted.blocks:
+        message["blocks"] = posted.blocks
+    return message
+
+
 class SlackDriver:
     """Sends requests to a bot's request URL signed exactly as Slack signs them.
 
@@ -1096,21 +1669,17 @@ class SlackDriver:
         ``response_url_name`` (default ``command-N``; see ``last_response_url_name``).
         """
         name = response_url_name or f"command-{next(self._counter)}"
-        fields = {
-            "token": "deprecated-verification-token",
-            "team_id": TEAM_ID,
-            "team_domain": TEAM_DOMAIN,
-            "channel_id": channel_id,
-            "channel_name": channel_name,
-            "user_id": user_id,
-            "user_name": user_name or _user_name(user_id),
-            "command": command,
-            "text": text,
-            "api_app_id": APP_ID,
-            "is_enterprise_install": "false",
-            "response_url": self.api.response_url(name),
-            "trigger_id": self._trigger_id(),
-        }
+        fields = slash_command_payload(
+            self.api,
+            text,
+            response_url_name=name,
+            user_id=user_id,
+            user_name=user_name,
+            channel_id=channel_id,
+            channel_name=channel_name,
+            command=command,
+            trigger_id=self._trigger_id(),
+        )
         body = urlencode(fields).encode()
         return self._send("command", body, "application/x-www-form-urlencoded", name)
 
@@ -1145,44 +1714,20 @@ class SlackDriver:
                 ``replace_original`` / ``delete_original`` posts change it in the fake).
         """
         name = response_url_name or f"click-{next(self._counter)}"
-        if message is None:
-            message = self._message_payload(channel_id, message_ts)
-        payload: Json = {
-            "type": "block_actions",
-            "user": {
-                "id": user_id,
-                "username": user_name or _user_name(user_id),
-                "name": user_name or _user_name(user_id),
-                "team_id": TEAM_ID,
-            },
-            "api_app_id": APP_ID,
-            "token": "deprecated-verification-token",
-            "container": container
-            or {
-                "type": "message",
-                "message_ts": message_ts,
-                "channel_id": channel_id,
-                "is_ephemeral": False,
-            },
-            "trigger_id": self._trigger_id(),
-            "team": {"id": TEAM_ID, "domain": TEAM_DOMAIN},
-            "enterprise": None,
-            "is_enterprise_install": False,
-            "channel": {"id": channel_id, "name": channel_id.lower()},
-            "message": message,
-            "state": {"values": {}},
-            "response_url": self.api.response_url(name, channel=channel_id, message_ts=message_ts),
-            "actions": [
-                {
-                    "action_id": action_id,
-                    "block_id": block_id or uuid.uuid4().hex[:5],
-                    "text": {"type": "plain_text", "text": action_id, "emoji": True},
-                    "value": value,
-                    "type": "button",
-                    "action_ts": f"{time.time():.6f}",
-                }
-            ],
-        }
+        payload = block_actions_payload(
+            self.api,
+            action_id,
+            value,
+            user_id,
+            channel_id=channel_id,
+            message_ts=message_ts,
+            response_url_name=name,
+            block_id=block_id,
+            container=container,
+            message=message,
+            user_name=user_name,
+            trigger_id=self._trigger_id(),
+        )
         return self._send_payload("block_actions", payload, name)
 
     def press(
@@ -1358,24 +1903,6 @@ class SlackDriver:
 
     def _trigger_id(self) -> str:
         return f"{next(self._counter)}.{TEAM_ID}.{uuid.uuid4().hex}"
-
-    def _message_payload(self, channel_id: str, message_ts: str) -> Json:
-        try:
-            posted = self.api.message(channel_id, message_ts)
-        except KeyError:
-            return {"type": "message", "ts": message_ts, "text": "", "user": BOT_USER_ID}
-        message: Json = {
-            "type": "message",
-            "user": BOT_USER_ID,
-            "bot_id": BOT_ID,
-            "app_id": APP_ID,
-            "team": TEAM_ID,
-            "ts": posted.ts,
-            "text": posted.text,
-        }
-        if posted.blocks:
-            message["blocks"] = posted.blocks
-        return message
 
     def _send_payload(self, kind: str, payload: Json, name: str | None) -> httpx.Response:
         body = urlencode({"payload": json.dumps(payload)}).encode()
