@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from slack_bolt import App
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -21,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.compose import build_directories, build_sync_trigger
+from bot.errors import ConfigurationError
 from bot.services.check import Directories
 from bot.services.requests import RequestServices, expire_requests
 from bot.services.sync import SyncServices, poll_due_watches, start_watch
@@ -209,7 +211,14 @@ def serve(*, http: bool, port: int, demo: bool) -> int:
 
             log.info("smtpmatch serving in Socket Mode%s", " (demo directories)" if demo else "")
             _serve_health_in_background(port)
-            SocketModeHandler(bot.app, settings.slack_app_token.get_secret_value()).start()  # type: ignore[no-untyped-call]
+            handler = SocketModeHandler(bot.app, settings.slack_app_token.get_secret_value())
+            try:
+                handler.start()  # type: ignore[no-untyped-call]
+            except SlackApiError as exc:
+                error = exc.response.get("error") if exc.response is not None else None
+                raise ConfigurationError(
+                    f"SLACK_APP_TOKEN: Slack refused the app token ({error or 'no reason given'})"
+                ) from None
         else:
             import uvicorn
 

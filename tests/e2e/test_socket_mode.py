@@ -377,6 +377,8 @@ def test_serve_exits_with_the_error_when_slack_refuses_the_app_token(
     with serving(env, tmp_path) as served:
         code = served.process.wait(timeout=30)
 
-    assert code != 0
-    assert "invalid_auth" in served.output
+    assert code == 2  # a configuration problem, told in one line
+    assert "SLACK_APP_TOKEN: Slack refused the app token (invalid_auth)" in served.output
+    assert "Traceback" not in served.output
+    assert "xapp-1-revoked" not in served.output
     assert slack_api.sockets() == []
