@@ -98,8 +98,26 @@ def test_an_unreachable_domain_controller_exits_3_naming_it(samba_dc, graph, ad)
 def test_an_unreachable_graph_exits_3_and_keeps_the_secret(samba_dc, graph, ad) -> None:
     address, _ = seed(ad, graph)
     port = free_port()
-    env = environment(samba_dc, graph, ad, GRAPH_URL=f"https://127.0.0.1:{port}")
+    closed = f"https://127.0.0.1:{port}"
+    env = environment(samba_dc, graph, ad, GRAPH_URL=closed, AZURE_AUTHORITY_HOST=closed)
     result = run_check(env, address)
     assert result.returncode == 3, result.stderr
-    assert "Entra ID" in result.stderr
+    assert "Entra ID" in result.stderr and f"127.0.0.1:{port}" in result.stderr
     assert graph.client_secret not in result.stderr + result.stdout
+
+
+def test_refused_credentials_exit_2_naming_the_setting_not_the_secret(samba_dc, graph, ad) -> None:
+    address, _ = seed(ad, graph)
+    wrong_graph = run_check(
+        environment(samba_dc, graph, ad, AZURE_CLIENT_SECRET="not-the-secret-42"), address
+    )
+    assert wrong_graph.returncode == 2
+    assert "AZURE_CLIENT_SECRET" in wrong_graph.stderr
+    assert "not-the-secret-42" not in wrong_graph.stderr + wrong_graph.stdout
+
+    wrong_ldap = run_check(
+        environment(samba_dc, graph, ad, LDAP_BIND_PASSWORD="Wrong-Passw0rd!"), address
+    )
+    assert wrong_ldap.returncode == 2
+    assert "Wrong-Passw0rd!" not in wrong_ldap.stderr + wrong_ldap.stdout
+    assert "127.0.0.1:636" in wrong_ldap.stderr
