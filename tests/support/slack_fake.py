@@ -1540,12 +1540,7 @@ def block_actions_payload(
         message = _message_payload(api, channel_id, message_ts)
     return {
         "type": "block_actions",
-        "user": {
-            "id": user_id,
-            "username": user_name or _user_name(user_id),
-            "name": user_name or _user_name(user_id),
-            "team_id": TEAM_ID,
-        },
+        "user": _payload_user(user_id, user_name),
         "api_app_id": APP_ID,
         "token": "deprecated-verification-token",
         "container": container
@@ -1809,12 +1804,7 @@ class SlackDriver:
         payload: Json = {
             "type": "view_submission",
             "team": {"id": TEAM_ID, "domain": TEAM_DOMAIN},
-            "user": {
-                "id": user_id,
-                "username": user_name or _user_name(user_id),
-                "name": user_name or _user_name(user_id),
-                "team_id": TEAM_ID,
-            },
+            "user": _payload_user(user_id, user_name),
             "api_app_id": APP_ID,
             "token": "deprecated-verification-token",
             "trigger_id": self._trigger_id(),
@@ -1920,6 +1910,12 @@ class SlackDriver:
         elapsed = time.perf_counter() - started
         self.sends.append(SentRequest(kind, response.status_code, elapsed, at, name))
         return response
+
+
+def _payload_user(user_id: str, user_name: str | None) -> Json:
+    """The ``user`` object of an interactive payload."""
+    name = user_name or _user_name(user_id)
+    return {"id": user_id, "username": name, "name": name, "team_id": TEAM_ID}
 
 
 def _user_name(user_id: str) -> str:
