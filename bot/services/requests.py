@@ -27,7 +27,7 @@ from bot.rules.requests import (
     RequestState,
 )
 from bot.services.check import Directories, check_match
-from bot.store.repository import MatchRequest, Store
+from bot.store.repository import AuditNote, MatchRequest, Store
 
 log = logging.getLogger(__name__)
 
@@ -173,12 +173,11 @@ def request_match(
         reason=reason,
         requester_channel=requester_channel,
         expires_at=svc.clock() + svc.ttl,
-    )
-    svc.store.append_audit(
-        "requested",
-        request_id=request.id,
-        actor=requester_id,
-        details={"address": request.address, "dn": request.onprem_dn, "reason": reason},
+        audit=AuditNote(
+            "requested",
+            requester_id,
+            {"address": report.address, "dn": report.onprem.dn, "reason": reason},
+        ),
     )
     return Result(Outcome.REQUESTED, request=request, report=report)
 
@@ -227,9 +226,9 @@ def authorize_decision(
 
 def _expire_if_due(svc: RequestServices, request: MatchRequest) -> Result | None:
     if request.state is RequestState.PENDING and request.expires_at <= svc.clock():
-        expired = svc.store.transition(request.id, [RequestState.PENDING], RequestState.EXPIRED)
-        if expired is not None:
-            svc.store.append_audit("expired", request_id=request.id)
+        expired = svc.store.transition(
+            request.id, [RequestState.PENDING], RequestState.EXPIRED, audit=AuditNote("expired")
+        )
         current = expired or svc.store.get_request(request.id)
         return Result(Outcome.EXPIRED, request=current, message="This request has expired.")
     return None
@@ -266,18 +265,13 @@ def _decide(
         request_id,
         [RequestState.PENDING],
         to_state,
+        audit=AuditNote(_DECIDED[decision], actor, {"reason": reason} if reason else None),
         decided_by=actor,
         decided_at=svc.clock(),
         **extra,
     )
     if request is None:
         return _stale(svc, request_id)
-    svc.store.append_audit(
-        _DECIDED[decision],
-        request_id=request_id,
-        actor=actor,
-        details={"reason": reason} if reason else {},
-    )
     return request
 
 
@@ -310,14 +304,9 @@ def _release(
         request.id,
         [RequestState.APPROVING],
         RequestState.PENDING,
+        audit=AuditNote("approval_aborted", actor, {"error": str(exc), "reference": reference}),
         decided_by=None,
         decided_at=None,
-    )
-    svc.store.append_audit(
-        "approval_aborted",
-        request_id=request.id,
-        actor=actor,
-        details={"error": str(exc), "reference": reference},
     )
     return Result(
         Outcome.OUTAGE,
@@ -337,10 +326,11 @@ def _fail(
     report: Report | None = None,
 ) -> Result:
     failed = svc.store.transition(
-        request.id, [RequestState.APPROVING], RequestState.FAILED, decision_reason=why
-    )
-    svc.store.append_audit(
-        "apply_refused", request_id=request.id, actor=actor, details={"why": why}
+        request.id,
+        [RequestState.APPROVING],
+        RequestState.FAILED,
+        audit=AuditNote("apply_refused", actor, {"why": why}),
+        decision_reason=why,
     )
     return Result(outcome, request=failed, report=report, message=why)
 
@@ -378,12 +368,13 @@ def _apply(svc: RequestServices, request: MatchRequest, actor: str) -> Result:
         return _release(svc, request, actor, exc)
 
     done = svc.store.transition(
-        request.id, [RequestState.APPROVING], RequestState.APPLIED, applied=plan_to_dict(applied)
+        request.id,
+        [RequestState.APPROVING],
+        RequestState.APPLIED,
+        audit=AuditNote("applied", actor, plan_to_dict(applied)),
+        applied=plan_to_dict(applied),
     )
     assert done is not None  # we hold the APPROVING claim: nobody else can move it
-    svc.store.append_audit(
-        "applied", request_id=request.id, actor=actor, details=plan_to_dict(applied)
-    )
     if svc.on_applied is not None:
         svc.on_applied(done)
     return Result(Outcome.APPLIED, request=done, report=report, message="Applied.")
@@ -428,11 +419,9 @@ def revert_request(
         request_id,
         REVERTIBLE_STATES,
         RequestState.REVERTED,
+        audit=AuditNote("reverted", actor, plan_to_dict(restored)),
         decided_by=actor,
         decided_at=svc.clock(),
-    )
-    svc.store.append_audit(
-        "reverted", request_id=request_id, actor=actor, details=plan_to_dict(restored)
     )
     return Result(
         Outcome.REVERTED,

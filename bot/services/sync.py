@@ -19,7 +19,7 @@ from bot.models import RoleAssignment, Unknown
 from bot.rules.requests import RequestState
 from bot.rules.sync import SyncFacts, SyncJudgement, SyncOutcome, judge_sync
 from bot.services.check import Directories
-from bot.store.repository import MatchRequest, Store, SyncWatch
+from bot.store.repository import AuditNote, MatchRequest, Store, SyncWatch
 from bot.sync_triggers import NoTrigger, SyncSubject, SyncTriggerPort
 
 log = logging.getLogger(__name__)
@@ -149,15 +149,13 @@ def _poll(svc: SyncServices, watch: SyncWatch) -> None:
         return  # our lease ran out and another replica owns the watch now
     state = _STATE_OF[judgement.outcome]
     reason = judgement.detail + (f" Remedy: {judgement.remedy}" if judgement.remedy else "")
+    event = "sync_matched" if judgement.outcome is SyncOutcome.MATCHED else str(judgement.outcome)
     settled = svc.store.transition(
-        request.id, [RequestState.APPLIED], state, decision_reason=reason
-    )
-    svc.store.append_audit(
-        f"sync_{judgement.outcome}"
-        if not judgement.outcome.startswith("sync")
-        else str(judgement.outcome),
-        request_id=request.id,
-        details={"detail": judgement.detail, "remedy": judgement.remedy},
+        request.id,
+        [RequestState.APPLIED],
+        state,
+        audit=AuditNote(event, None, {"detail": judgement.detail, "remedy": judgement.remedy}),
+        decision_reason=reason,
     )
     if settled is not None:
         svc.notifier.sync_finished(settled, judgement)

@@ -115,6 +115,16 @@ class AuditEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditNote:
+    """An audit event to write in the same transaction as a request change, so that the log
+    can never miss a change that happened (nor record one that did not)."""
+
+    event: str
+    actor: str | None = None
+    details: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SyncWatch:
     """A watch on directory sync for one applied request."""
 
@@ -247,6 +257,7 @@ class Store:
         approval_ts: str | None = None,
         requester_channel: str | None = None,
         notify_ts: str | None = None,
+        audit: AuditNote | None = None,
     ) -> MatchRequest:
         """Store a new request in state ``pending``.
 
@@ -268,6 +279,7 @@ class Store:
             approval_ts: ts of the approval message, once posted.
             requester_channel: where to tell the requester about progress.
             notify_ts: ts of the requester's progress message.
+            audit: an event to log about the new request, in the same transaction.
 
         Returns:
             The stored request, with its new id.
@@ -310,6 +322,7 @@ class Store:
                         .mappings()
                         .one()
                     )
+                    self._insert_audit(conn, audit, row["id"])
             except IntegrityError:
                 if attempt == attempts - 1:
                     raise
@@ -336,6 +349,7 @@ class Store:
         request_id: str,
         from_states: Iterable[RequestState],
         to_state: RequestState,
+        audit: AuditNote | None = None,
         **fields: Any,
     ) -> MatchRequest | None:
         """Move a request to ``to_state`` if it is still in one of ``from_states``.
@@ -347,6 +361,8 @@ class Store:
             request_id: the request's id.
             from_states: the states the caller expects the request to be in.
             to_state: the state to move to.
+            audit: an event to log when (and only when) the move happens, in the same
+                transaction.
             **fields: other request fields to set in the same update (e.g. ``decided_by``).
 
         Returns:
@@ -380,6 +396,8 @@ class Store:
         )
         with self._writer.begin() as conn:
             row = conn.execute(stmt).mappings().first()
+            if row is not None:
+                self._insert_audit(conn, audit, request_id)
         return _to_request(row) if row is not None else None
 
     def update_fields(self, request_id: str, **fields: Any) -> MatchRequest:
@@ -486,20 +504,34 @@ class Store:
         Returns:
             The stored event.
         """
+        with self._writer.begin() as conn:
+            row = self._insert_audit(conn, AuditNote(event, actor, details), request_id)
+        assert row is not None
+        return _to_audit(row)
+
+    def _insert_audit(
+        self, conn: Connection, note: AuditNote | None, request_id: str | None
+    ) -> RowMapping | None:
+        if note is None:
+            return None
         stmt = (
             insert(_AUDIT)
             .values(
                 at=self._clock(),
-                event=event,
+                event=note.event,
                 request_id=request_id,
-                actor=actor,
-                details=dict(details or {}),
+                actor=note.actor,
+                details=dict(note.details or {}),
             )
             .returning(*_AUDIT.c)
         )
-        with self._writer.begin() as conn:
-            row = conn.execute(stmt).mappings().one()
-        return _to_audit(row)
+        return conn.execute(stmt).mappings().one()
+
+    def get_audit(self, event_id: int) -> AuditEvent | None:
+        """One audit event by id, or None."""
+        with self._engine.connect() as conn:
+            row = conn.execute(select(_AUDIT).where(_AUDIT.c.id == event_id)).mappings().first()
+        return _to_audit(row) if row is not None else None
 
     def list_audit(
         self,

@@ -729,3 +729,30 @@ def test_a_postgresql_that_cannot_start_is_reported_with_the_reason(tmp_path: Pa
             server.start()
     finally:
         server.stop()
+
+
+# -- audit written with the change it records ------------------------------------------------
+
+
+def test_a_transition_and_its_audit_event_are_written_together(store: Store) -> None:
+    from bot.store.repository import AuditNote
+
+    request = new_request(store, audit=AuditNote("requested", "U1", {"reason": "x"}))
+    moved = store.transition(
+        request.id,
+        [RequestState.PENDING],
+        RequestState.REJECTED,
+        audit=AuditNote("rejected", "U2", {"reason": "no"}),
+        decided_by="U2",
+    )
+    lost = store.transition(
+        request.id,
+        [RequestState.PENDING],
+        RequestState.EXPIRED,
+        audit=AuditNote("expired"),
+    )
+    assert moved is not None and lost is None
+    events = store.list_audit(request_id=request.id)
+    assert [(e.event, e.actor) for e in events] == [("requested", "U1"), ("rejected", "U2")]
+    assert store.get_audit(events[1].id) == events[1]
+    assert store.get_audit(10**9) is None
