@@ -6,7 +6,6 @@ everything else is reloaded from the store and re-checked, and the clicker is ch
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -14,15 +13,14 @@ from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 
 from bot.errors import InvalidInput
-from bot.rules.address import parse_address
 from bot.rules.codec import report_to_dict
 from bot.rules.requests import Decision, RequestState
-from bot.services.check import parse_onprem_id
 from bot.services.requests import (
     Outcome,
     Result,
     approve_request,
     authorize_decision,
+    load_check,
     reject_request,
     request_match,
     revert_request,
@@ -84,12 +82,6 @@ def refresh_approval_message(client: WebClient, store: Store, request: MatchRequ
         shown = current.version
 
 
-def _check_target(text: str) -> tuple[str, str | None]:
-    """The address and AD account a button or modal carries, validated like typed input."""
-    data = json.loads(text)
-    return parse_address(str(data["address"])), parse_onprem_id(data.get("onprem"))
-
-
 def _reason(view: dict[str, Any]) -> str | None:
     value = view["state"]["values"].get(REASON_BLOCK, {}).get(REASON_ACTION, {}).get("value")
     text = str(value).strip() if value else ""
@@ -104,17 +96,16 @@ def _reason(view: dict[str, Any]) -> str | None:
 def handle_request_approval_action(
     ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond, ctx: BotContext
 ) -> None:
-    """Open the optional-reason modal. The address is validated again, as any input is."""
+    """Open the optional-reason modal for a recorded, eligible check of the clicker's own."""
     ack()
-    try:
-        address, onprem = _check_target(_action_value(body))
-    except (ValueError, KeyError, TypeError, InvalidInput):
-        _tell_clicker(respond, "This button is not valid any more; run `/smtpmatch` again.")
+    check_id = _action_value(body)
+    target = load_check(ctx.services, check_id, _clicker(body))
+    if isinstance(target, str):
+        _tell_clicker(respond, target)
         return
-    metadata = json.dumps({"address": address, "onprem": onprem})
     client.views_open(
         trigger_id=body["trigger_id"],
-        view=reason_modal(CallbackId.REQUEST_REASON, metadata, required=False),
+        view=reason_modal(CallbackId.REQUEST_REASON, check_id, required=False),
     )
 
 
@@ -125,15 +116,15 @@ def handle_request_reason_submission(
     user = _clicker(body)
     try:
         reason = _reason(view)
-        address, onprem = _check_target(view.get("private_metadata") or "{}")
     except InvalidInput as exc:
         ack(response_action="errors", errors={REASON_BLOCK: str(exc)})
         return
-    except (ValueError, KeyError, TypeError):
-        ack()
-        _dm(client, user, "That request form was not valid; run `/smtpmatch` again.")
-        return
     ack()
+    target = load_check(ctx.services, str(view.get("private_metadata") or ""), user)
+    if isinstance(target, str):
+        _dm(client, user, target)
+        return
+    address, dn = target
 
     def reply(**kw: Any) -> None:
         client.chat_postMessage(channel=user, **kw)
@@ -142,7 +133,7 @@ def handle_request_reason_submission(
         result = request_match(
             ctx.services,
             address=address,
-            onprem_id=onprem,
+            onprem_id=dn,
             requester_id=user,
             requester_name=str(body["user"].get("username") or body["user"].get("name") or ""),
             reason=reason,

@@ -67,10 +67,12 @@ def handle_smtpmatch_command(
 def _report(parsed: CheckCommand, user: str, respond: Respond, ctx: BotContext) -> None:
     """Look the address up in both directories and answer the requester with the report."""
     with reply_on_fault(respond, f"the check of {parsed.address}"):
-        report = check_for(ctx.services, parsed.address, parsed.onprem_id, user)
+        report, check_id = check_for(ctx.services, parsed.address, parsed.onprem_id, user)
         data = report_to_dict(report)
         respond(
             response_type="ephemeral",
             text=f"{report.address}: {report.verdict}",
-            blocks=report_blocks(data, offer_request=ctx.approval_channel is not None),
+            blocks=report_blocks(
+                data, request_check=check_id if ctx.approval_channel is not None else None
+            ),
         )

@@ -95,15 +95,51 @@ def new_reference() -> str:
     return uuid.uuid4().hex[:8].upper()
 
 
-def check_for(svc: RequestServices, address: str, onprem_id: str | None, actor: str) -> Report:
-    """A check asked for by a person: the report, and who asked what in the audit log."""
+#: How long the "Request approval" button of a report stays usable.
+CHECK_VALID_FOR = timedelta(hours=1)
+
+
+def check_for(
+    svc: RequestServices, address: str, onprem_id: str | None, actor: str
+) -> tuple[Report, int]:
+    """A check asked for by a person: the report, recorded in the audit log.
+
+    Returns:
+        The report and the id of its audit event: the only thing the report's "Request
+        approval" button carries.
+    """
     report = check_match(svc.dirs, address, onprem_id)
-    svc.store.append_audit(
+    event = svc.store.append_audit(
         "checked",
         actor=actor,
-        details={"address": report.address, "onprem": onprem_id, "verdict": str(report.verdict)},
+        details={
+            "address": report.address,
+            "onprem": onprem_id,
+            "dn": report.onprem.dn if report.onprem else None,
+            "verdict": str(report.verdict),
+        },
     )
-    return report
+    return report, event.id
+
+
+def load_check(svc: RequestServices, check_id: str, actor: str) -> tuple[str, str] | str:
+    """The address and AD DN of an eligible check that ``actor`` ran recently.
+
+    Returns:
+        ``(address, dn)``, or a message saying why the button cannot be used.
+    """
+    stale = "This report is no longer valid; run `/smtpmatch` again."
+    event = svc.store.get_audit(int(check_id)) if check_id.isdigit() else None
+    if event is None or event.event != "checked":
+        return stale
+    if event.actor != actor:
+        return "Only the person who ran this check can request approval for it."
+    details = event.details
+    if details.get("verdict") != "eligible" or not details.get("dn"):
+        return stale
+    if event.at + CHECK_VALID_FOR < svc.clock():
+        return stale
+    return str(details["address"]), str(details["dn"])
 
 
 @dataclass(frozen=True)

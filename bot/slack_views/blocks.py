@@ -6,7 +6,6 @@ report and one reloaded from the store look the same.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -160,8 +159,10 @@ def plan_blocks(plan: dict[str, Any] | None, heading: str = "Planned change") ->
     return [_section(text) for text in _chunks(lines)]
 
 
-def report_blocks(report: dict[str, Any], *, offer_request: bool = False) -> list[Block]:
-    """The report for the requester: entries, checks, verdict, plan, and maybe the button."""
+def report_blocks(report: dict[str, Any], *, request_check: int | None = None) -> list[Block]:
+    """The report for the requester: entries, checks, verdict, plan, and, when the report is
+    eligible and ``request_check`` (the id of the recorded check) is given, the "Request
+    approval" button, which carries that id and nothing else."""
     blocks: list[Block] = [
         {
             "type": "header",
@@ -190,7 +191,7 @@ def report_blocks(report: dict[str, Any], *, offer_request: bool = False) -> lis
     blocks += [_section(text) for text in _chunks(check_lines)]
     heading = "Planned change" if report["verdict"] == "eligible" else "Change it would make"
     blocks += plan_blocks(report.get("plan"), heading)
-    if offer_request and report["verdict"] == "eligible":
+    if request_check is not None and report["verdict"] == "eligible":
         blocks.append(
             {
                 "type": "actions",
@@ -198,9 +199,7 @@ def report_blocks(report: dict[str, Any], *, offer_request: bool = False) -> lis
                     _button(
                         "Request approval",
                         ActionId.REQUEST_APPROVAL,
-                        json.dumps(
-                            {"address": report["address"], "onprem": report["onprem"]["dn"]}
-                        ),
+                        str(request_check),
                         "primary",
                     )
                 ],

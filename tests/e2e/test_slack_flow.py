@@ -286,3 +286,25 @@ def test_app_home_lists_the_users_requests(world: BotWorld) -> None:
         world.slack.wait_for("views.publish")
         home = report_text(world.slack.published_home(APPROVER))
         assert slack.request_id(message) in home and "Awaiting you" in home
+
+
+def test_a_request_approval_click_by_someone_else_is_refused(world: BotWorld) -> None:
+    jane = world.seed("jane")
+    with world.running() as slack:
+        report = slack.check(jane.address)
+        block_id, button = find_action(report["blocks"], ActionId.REQUEST_APPROVAL)
+        assert button["value"].isdigit()  # the id of the recorded check, nothing else
+        response = slack.slack_driver.click(
+            ActionId.REQUEST_APPROVAL,
+            button["value"],
+            OUTSIDER,
+            channel_id="C_HELPDESK",
+            message_ts="1700000000.000001",
+            block_id=block_id,
+        )
+        assert response.status_code == 200
+        world.slack.wait_for(
+            lambda c: c.method == "response_url" and "Only the person" in str(c.args.get("text"))
+        )
+        assert world.slack.views_opened() == []
+        assert world.slack.messages(APPROVAL_CHANNEL) == []

@@ -18,7 +18,9 @@ from bot.services.requests import (
     Outcome,
     RequestServices,
     approve_request,
+    check_for,
     expire_requests,
+    load_check,
     reject_request,
     request_match,
     revert_request,
@@ -49,13 +51,14 @@ class Clock:
 @pytest.fixture
 def world(tmp_path) -> Iterator[tuple[RequestServices, DemoActiveDirectory, DemoEntraDirectory]]:
     ad, cloud, policy = build_demo_directories()
-    store = Store(f"sqlite:///{tmp_path / 'smtpmatch.db'}")
+    clock = Clock()
+    store = Store(f"sqlite:///{tmp_path / 'smtpmatch.db'}", clock=clock)
     store.migrate()
     svc = RequestServices(
         dirs=Directories(ad, cloud, policy),
         store=store,
         approvers=(APPROVER, "S0ADMINS"),
-        clock=Clock(),
+        clock=clock,
     )
     yield svc, ad, cloud
     store.close()
@@ -251,3 +254,27 @@ def test_revert_restores_the_recorded_values(world) -> None:
     assert after.mail == before.mail
     assert set(after.proxy_addresses) == set(before.proxy_addresses)
     assert revert_request(svc, request.id, APPROVER, Team()).outcome is Outcome.STALE
+
+
+class TestTheRequestApprovalButton:
+    def test_it_leads_back_to_the_checked_address_and_ad_user(self, world) -> None:
+        svc, _, _ = world
+        report, check_id = check_for(svc, "jane.doe@contoso.com", None, REQUESTER)
+        assert load_check(svc, str(check_id), REQUESTER) == (
+            "jane.doe@contoso.com",
+            report.onprem.dn,
+        )
+
+    def test_another_user_cannot_use_it(self, world) -> None:
+        svc, _, _ = world
+        _, check_id = check_for(svc, "jane@contoso.com", None, REQUESTER)
+        assert "Only the person" in load_check(svc, str(check_id), "U0SOMEONE")
+
+    def test_a_blocked_check_forged_or_old_ids_are_refused(self, world) -> None:
+        svc, _, _ = world
+        _, blocked = check_for(svc, "alex.admin@contoso.com", None, REQUESTER)
+        _, fresh = check_for(svc, "jane@contoso.com", None, REQUESTER)
+        for value in (str(blocked), "999999", "1 OR 1=1", "", "-1"):
+            assert "no longer valid" in load_check(svc, value, REQUESTER)
+        svc.clock.now += timedelta(hours=2)  # type: ignore[attr-defined]
+        assert "no longer valid" in load_check(svc, str(fresh), REQUESTER)

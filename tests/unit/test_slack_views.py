@@ -63,7 +63,7 @@ def a_request(**kw) -> MatchRequest:
 
 
 def test_an_eligible_report_shows_both_sides_every_check_the_plan_and_the_button() -> None:
-    blocks = report_blocks(demo_report("paul.primary@contoso.com"), offer_request=True)
+    blocks = report_blocks(demo_report("paul.primary@contoso.com"), request_check=42)
     text = flat(blocks)
     for words in (
         "Entra ID",
@@ -80,15 +80,15 @@ def test_an_eligible_report_shows_both_sides_every_check_the_plan_and_the_button
 
 
 def test_a_blocked_report_offers_no_request_and_shows_the_remedy() -> None:
-    blocks = report_blocks(demo_report("alex.admin@contoso.com"), offer_request=True)
+    blocks = report_blocks(demo_report("alex.admin@contoso.com"), request_check=42)
     assert action_ids(blocks) == []
     assert "Remove the role(s), match, then add them back." in flat(blocks)
 
 
-def test_the_request_button_carries_only_what_is_checked_again() -> None:
-    blocks = report_blocks(demo_report("jane@contoso.com"), offer_request=True)
-    value = json.loads(next(b for b in blocks if b["type"] == "actions")["elements"][0]["value"])
-    assert set(value) == {"address", "onprem"}
+def test_the_request_button_carries_only_the_recorded_check_id() -> None:
+    blocks = report_blocks(demo_report("jane@contoso.com"), request_check=42)
+    assert next(b for b in blocks if b["type"] == "actions")["elements"][0]["value"] == "42"
+    assert action_ids(report_blocks(demo_report("jane@contoso.com"))) == []
 
 
 def test_a_pending_request_has_approve_and_reject_carrying_only_its_id() -> None:
