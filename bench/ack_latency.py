@@ -73,6 +73,7 @@ def main() -> int:
             slack_signing_secret=SIGNING_SECRET,
             slack_api_url=slack.url,
             smtpmatch_approval_channel="C0APPROVALS",
+            smtpmatch_approvers=("U0APPROVER",),
         )
         store = Store(f"sqlite:///{folder}/bench.db")
         store.migrate()

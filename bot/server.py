@@ -119,6 +119,13 @@ def build_bot(
 
     settings.require("slack_bot_token", "slack_signing_secret")
     assert settings.slack_signing_secret is not None
+    if settings.smtpmatch_approval_channel and not settings.smtpmatch_approvers:
+        raise ConfigurationError(
+            "SMTPMATCH_APPROVERS: set at least one approver (U… or S…), or requests could "
+            "never be decided"
+        )
+    if not settings.smtpmatch_approval_channel:
+        log.warning("SMTPMATCH_APPROVAL_CHANNEL is not set: reports will offer no approval")
     dirs = directories or build_directories(settings, demo=demo)
     if store is None:
         store = Store(settings.smtpmatch_database_url)

@@ -41,6 +41,7 @@ def demo_bot(slack_api: FakeSlackApi, tmp_path: Path) -> Iterator[str]:
         SLACK_SIGNING_SECRET=SIGNING_SECRET,
         SLACK_API_URL=slack_api.url,
         SMTPMATCH_APPROVAL_CHANNEL="C0APPROVALS",
+        SMTPMATCH_APPROVERS="U0APPROVER",
         SMTPMATCH_DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
     )
     log = (tmp_path / "bot.log").open("w")
@@ -83,3 +84,28 @@ def test_the_demo_bot_reports_on_a_signed_command(demo_bot: str, slack_api: Fake
             call.args["blocks"]
         )
         assert driver.forged().command("jane@contoso.com").status_code == 401
+
+
+def test_an_approval_channel_without_approvers_stops_start_up_naming_the_variable(
+    slack_api: FakeSlackApi, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SMTPMATCH_"))}
+    env.update(
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=slack_api.url,
+        SMTPMATCH_APPROVAL_CHANNEL="C0APPROVALS",
+        SMTPMATCH_DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
+    )
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "app.py"), "--http", "--port", str(free_port()), "--demo"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("smtpmatch: SMTPMATCH_APPROVERS:")
+    assert SIGNING_SECRET not in result.stderr
