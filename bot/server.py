@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -104,7 +103,6 @@ def build_bot(
     directories: Directories | None = None,
     demo: bool = False,
     store: Store | None = None,
-    clock: Callable[[], datetime] | None = None,
 ) -> Bot:
     """The composition root of the Slack bot.
 
@@ -136,8 +134,6 @@ def build_bot(
         approvers=settings.smtpmatch_approvers,
         ttl=timedelta(hours=settings.smtpmatch_request_ttl_hours),
     )
-    if clock is not None:
-        services.clock = clock
     client = build_web_client(settings)
     sync = SyncServices(
         dirs=dirs,
@@ -147,8 +143,6 @@ def build_bot(
         poll_seconds=settings.smtpmatch_sync_poll_seconds,
         timeout=timedelta(minutes=settings.smtpmatch_sync_timeout_minutes),
     )
-    if clock is not None:
-        sync.clock = clock
     services.on_applied = lambda request: _start_watch_safely(sync, request)
     app = App(
         client=client,

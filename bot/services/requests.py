@@ -21,10 +21,10 @@ from bot.rules.checks import Report, Verdict
 from bot.rules.codec import plan_from_dict, plan_to_dict, report_to_dict
 from bot.rules.requests import (
     OPEN_STATES,
-    REVERTIBLE_STATES,
     TERMINAL_STATES,
     Decision,
     RequestState,
+    decision_transition,
 )
 from bot.services.check import Directories, check_match
 from bot.store.repository import AuditNote, MatchRequest, Store
@@ -285,21 +285,21 @@ def _decide(
     actor: str,
     team: TeamDirectory,
     decision: Decision,
-    to_state: RequestState,
     reason: str | None = None,
 ) -> Result | MatchRequest:
-    """Authorize the clicker, expire an overdue request, then move PENDING -> ``to_state`` by
-    compare-and-set; a lost race is a stale click, told as such. Audited as ``approved`` or
-    ``rejected``."""
+    """Authorize the clicker, expire an overdue request, then make the decision's
+    compare-and-set (:func:`decision_transition`); a lost race is a stale click, told as such.
+    Audited as ``approved`` or ``rejected``."""
     checked = authorize_decision(svc, request_id, actor, team, decision)
     if isinstance(checked, Result):
         return checked
     if (expired := _expire_if_due(svc, checked)) is not None:
         return expired
     extra = {"decision_reason": reason} if reason is not None else {}
+    from_states, to_state = decision_transition(decision)
     request = svc.store.transition(
         request_id,
-        [RequestState.PENDING],
+        from_states,
         to_state,
         audit=AuditNote(_DECIDED[decision], actor, {"reason": reason} if reason else None),
         decided_by=actor,
@@ -315,7 +315,7 @@ def reject_request(
     svc: RequestServices, request_id: str, actor: str, team: TeamDirectory, reason: str
 ) -> Result:
     """An approver turns a pending request down, with a reason."""
-    decided = _decide(svc, request_id, actor, team, Decision.REJECT, RequestState.REJECTED, reason)
+    decided = _decide(svc, request_id, actor, team, Decision.REJECT, reason)
     if isinstance(decided, Result):
         return decided
     return Result(Outcome.REJECTED, request=decided, message="Rejected.")
@@ -325,7 +325,7 @@ def approve_request(
     svc: RequestServices, request_id: str, actor: str, team: TeamDirectory
 ) -> Result:
     """An approver approves: claim, re-check on live data, write once, record the old values."""
-    decided = _decide(svc, request_id, actor, team, Decision.APPROVE, RequestState.APPROVING)
+    decided = _decide(svc, request_id, actor, team, Decision.APPROVE)
     if isinstance(decided, Result):
         return decided
     return _apply(svc, decided, actor)
@@ -430,7 +430,8 @@ def revert_request(
             request=request,
             message="Only the configured approvers can revert a change.",
         )
-    if request.state not in REVERTIBLE_STATES or request.applied is None:
+    from_states, to_state = decision_transition(Decision.REVERT)
+    if request.state not in from_states or request.applied is None:
         return _stale(svc, request_id)
     inverse = plan_from_dict(request.applied).inverse()
     try:
@@ -453,8 +454,8 @@ def revert_request(
         )
     reverted = svc.store.transition(
         request_id,
-        REVERTIBLE_STATES,
-        RequestState.REVERTED,
+        from_states,
+        to_state,
         audit=AuditNote("reverted", actor, plan_to_dict(restored)),
         decided_by=actor,
         decided_at=svc.clock(),
