@@ -12,7 +12,6 @@ from typing import Any
 from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 
-from bot.errors import InvalidInput
 from bot.rules.codec import report_to_dict
 from bot.rules.requests import Decision, RequestState
 from bot.services.requests import (
@@ -82,12 +81,24 @@ def refresh_approval_message(client: WebClient, store: Store, request: MatchRequ
         shown = current.version
 
 
-def _reason(view: dict[str, Any]) -> str | None:
+def _ack_reason(ack: Ack, view: dict[str, Any], *, required: bool) -> tuple[bool, str | None]:
+    """Read the modal's reason and ack the submission: closed when the reason is acceptable,
+    kept open with the problem shown under the field when not.
+
+    Returns:
+        Whether it was accepted, and the reason (``None`` when left empty).
+    """
     value = view["state"]["values"].get(REASON_BLOCK, {}).get(REASON_ACTION, {}).get("value")
-    text = str(value).strip() if value else ""
-    if len(text) > MAX_REASON_LENGTH:
-        raise InvalidInput(f"the reason is longer than {MAX_REASON_LENGTH} characters")
-    return text or None
+    reason = str(value).strip() if value else ""
+    if len(reason) > MAX_REASON_LENGTH:
+        problem = f"The reason is longer than {MAX_REASON_LENGTH} characters."
+    elif required and not reason:
+        problem = "Say why the request is rejected."
+    else:
+        ack()
+        return True, reason or None
+    ack(response_action="errors", errors={REASON_BLOCK: problem})
+    return False, None
 
 
 # -- request approval ------------------------------------------------------------------------
@@ -114,12 +125,9 @@ def handle_request_reason_submission(
 ) -> None:
     """Create the request from a fresh check and post it to the approvers' channel."""
     user = _clicker(body)
-    try:
-        reason = _reason(view)
-    except InvalidInput as exc:
-        ack(response_action="errors", errors={REASON_BLOCK: str(exc)})
+    accepted, reason = _ack_reason(ack, view, required=False)
+    if not accepted:
         return
-    ack()
     target = load_check(ctx.services, str(view.get("private_metadata") or ""), user)
     if isinstance(target, str):
         _dm(client, user, target)
@@ -261,15 +269,9 @@ def handle_reject_reason_submission(
 ) -> None:
     """Reject with the reason; the message and the requester are told."""
     user = _clicker(body)
-    try:
-        reason = _reason(view)
-    except InvalidInput as exc:
-        ack(response_action="errors", errors={REASON_BLOCK: str(exc)})
+    accepted, reason = _ack_reason(ack, view, required=True)
+    if not accepted or reason is None:
         return
-    if not reason:
-        ack(response_action="errors", errors={REASON_BLOCK: "Say why the request is rejected."})
-        return
-    ack()
     with reply_on_fault(lambda **kw: _dm(client, user, kw["text"]), "the rejection"):
         result = reject_request(
             ctx.services,
