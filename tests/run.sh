@@ -6,8 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-command -v samba >/dev/null 2>&1 || need_apt+=(samba)
-command -v samba-tool >/dev/null 2>&1 || need_apt+=(samba)
+# The AD DC needs more than the samba binary: the provisioning schema, the DSDB modules and the
+# VFS modules (provision sets sysvol ACLs through acl_xattr). Some images ship samba without them.
+for pkg in samba samba-ad-provision samba-dsdb-modules samba-vfs-modules; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 if [ ${#need_apt[@]} -gt 0 ]; then
