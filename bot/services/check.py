@@ -164,9 +164,9 @@ def _carried_addresses(user: OnPremUser, typed: str) -> tuple[str, ...]:
     found: dict[str, str] = {}
     for value in smtp_values(user.proxy_addresses):
         found.setdefault(value.address.casefold(), value.address)
-    for value in (user.mail, user.user_principal_name):
-        if value:
-            found.setdefault(value.casefold(), value)
+    for text in (user.mail, user.user_principal_name):
+        if text:
+            found.setdefault(text.casefold(), text)
     return tuple(a for k, a in found.items() if k != typed.casefold() and not is_service_domain(a))
 
 
