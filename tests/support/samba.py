@@ -176,7 +176,10 @@ class SambaDC:
             "--server-role=dc",
             "--dns-backend=NONE",
             f"--targetdir={target}",
-            f"--option=interfaces={self.host}/32",
+            # With a /8 mask Samba takes the address itself as the one to bind (its host part
+            # is not zero). A /32 is read as a network, which only works for 127.0.0.1 (the
+            # probed address of lo): on 127.0.0.2 and up Samba would listen nowhere.
+            f"--option=interfaces={self.host}/8",
             "--option=bind interfaces only=yes",
             f"--adminpass={ADMIN_PASSWORD}",
         ]
