@@ -124,14 +124,23 @@ def check_match(
                     user.anchor,
                     user.object_sid,
                 )
-                if user.user_principal_name:
-                    lookups.start("upn_owner", cloud.find_user_by_upn, user.user_principal_name)
+                # A UPN equal to the typed address was already asked about: the cloud users
+                # holding the address include its UPN owner (saves a round trip).
+                upn = user.user_principal_name
+                if upn and not same_address(upn, address):
+                    lookups.start("upn_owner", cloud.find_user_by_upn, upn)
                 carried = _carried_addresses(user, address)
                 if carried:
                     lookups.start("carried_holders", cloud.find_holders_of, carried)
             look_alike()
 
     got = lookups.results
+    if len(got["onprem_users"]) == 1 and "upn_owner" not in got:
+        upn = got["onprem_users"][0].user_principal_name
+        if upn:
+            got["upn_owner"] = next(
+                (u for u in got["cloud_users"] if same_address(u.user_principal_name, upn)), None
+            )
     facts = Facts(
         address=address,
         onprem_id=onprem_id,

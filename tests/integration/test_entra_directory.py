@@ -449,6 +449,15 @@ class OneUserAD:
     def find_users(self, address: str, onprem_id: str | None) -> Sequence[OnPremUser]:
         return [self.user]
 
+    def find_lookalikes(
+        self,
+        display_name: str | None,
+        given_name: str | None,
+        surname: str | None,
+        account_name: str | None,
+    ) -> Sequence[OnPremUser]:
+        return []
+
     def find_holders(self, address: str) -> Sequence[Holder]:
         return []
 

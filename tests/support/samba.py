@@ -389,6 +389,11 @@ class SambaDC:
             {"sAMAccountName": f"{name}$", "userAccountControl": "4096"},
         )
 
+    def add_member(self, group_dn: str, member_dn: str) -> None:
+        """Add ``member_dn`` to the group ``group_dn`` (e.g. a built-in protected group)."""
+        if not self.connection.modify(group_dn, {"member": [(ldap3.MODIFY_ADD, [member_dn])]}):
+            raise SambaError(f"adding {member_dn} to {group_dn} failed: {self.connection.result}")
+
     def read(self, dn: str, attrs: Sequence[str]) -> dict[str, list[Any]]:
         """The named attributes of ``dn`` as lists of values (absent attributes: empty list)."""
         conn = self.connection
@@ -461,6 +466,10 @@ class AdSandbox:
         """:meth:`SambaDC.add_computer` in this OU."""
         kwargs.setdefault("ou", self.ou)
         return self.dc.add_computer(name, **kwargs)
+
+    def add_member(self, group_dn: str, member_dn: str) -> None:
+        """:meth:`SambaDC.add_member` (a member deleted with the sandbox leaves the group)."""
+        self.dc.add_member(group_dn, member_dn)
 
     def add_ou(self, name: str) -> str:
         """A child OU of this sandbox."""
