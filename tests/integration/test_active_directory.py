@@ -350,11 +350,12 @@ def test_a_non_smtp_proxy_or_a_longer_address_is_not_a_holder(
 
 
 def test_holders_are_searched_in_the_global_catalog_when_one_is_configured(
-    ad: AdSandbox, ad_settings: Any
+    ad: AdSandbox, ad_settings: Any, samba_dc: SambaDC
 ) -> None:
     address = ad.address("gc")
     contact = ad.add_contact(f"gc {ad.tag}", mail=address)
-    settings = ad_settings.model_copy(update={"ldap_gc_url": "ldaps://127.0.0.1:3269"})
+    # The test DC's own loopback address (127.0.0.1 unless another session holds it).
+    settings = ad_settings.model_copy(update={"ldap_gc_url": f"ldaps://{samba_dc.host}:3269"})
 
     with ActiveDirectory.from_settings(settings) as directory:
         holders = directory.find_holders(address)
@@ -565,7 +566,7 @@ def test_writing_an_object_that_was_deleted_is_not_found(
 
 
 def test_an_account_without_write_rights_gets_permission_missing_naming_the_attribute(
-    ad: AdSandbox, ad_settings: Any
+    ad: AdSandbox, ad_settings: Any, samba_dc: SambaDC
 ) -> None:
     reader_sam = ad.sam("reader")
     reader = ad.add_user(reader_sam)
@@ -580,7 +581,7 @@ def test_an_account_without_write_rights_gets_permission_missing_naming_the_attr
             directory.apply(plan_change(user, ad.address("new")))
 
     assert "mail" in str(caught.value)
-    assert "127.0.0.1:636" in str(caught.value)
+    assert f"{samba_dc.host}:636" in str(caught.value)
     assert ad.read(target, ["mail"])["mail"] == []
 
 
