@@ -115,3 +115,42 @@ def test_a_wrong_client_secret_answers_invalid_client(graph: GraphEmulator) -> N
     assert answer.status_code == 401
     assert answer.json()["error"] == "invalid_client"
     assert graph.token_requests == 1
+
+
+def test_deleted_users_are_listed_apart_with_filter_and_select_and_leave_users(
+    graph: GraphEmulator, http: httpx.Client
+) -> None:
+    ghost = graph.state.add_user("ghost@contoso.com", on_premises_immutable_id="QUJD")
+    graph.state.add_user("live@contoso.com", on_premises_immutable_id="QUJD")
+    graph.state.delete_user(ghost.id, when="2026-10-30T08:15:00Z")
+
+    deleted = get(
+        http,
+        "/directory/deletedItems/microsoft.graph.user",
+        **{
+            "$filter": "onPremisesImmutableId eq 'QUJD'",
+            "$select": "id,userPrincipalName,onPremisesImmutableId,deletedDateTime",
+        },
+    )
+    active = get(http, "/users", **{"$filter": "onPremisesImmutableId eq 'QUJD'"})
+    unknown = get(
+        http, "/directory/deletedItems/microsoft.graph.user", **{"$select": "id,noSuchProperty"}
+    )
+
+    assert deleted.status_code == 200
+    assert deleted.json()["value"] == [
+        {
+            "id": ghost.id,
+            "userPrincipalName": "ghost@contoso.com",
+            "onPremisesImmutableId": "QUJD",
+            "deletedDateTime": "2026-10-30T08:15:00Z",
+        }
+    ]
+    assert [u["userPrincipalName"] for u in active.json()["value"]] == ["live@contoso.com"]
+    assert unknown.status_code == 400
+
+
+def test_domains_mark_the_initial_domain(http: httpx.Client) -> None:
+    domains = get(http, "/domains", **{"$select": "id,isInitial"}).json()["value"]
+
+    assert [d["id"] for d in domains if d["isInitial"]] == ["contoso.onmicrosoft.com"]
