@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -69,7 +70,11 @@ def _free_loopback_host() -> str:
     pinned = os.environ.get("SMTPMATCH_TEST_SAMBA_HOST")
     if pinned:
         return pinned
-    for last in range(1, 60):
+    # In a random order: sessions starting together (several worktrees) would otherwise all
+    # pick the same first free address while each provisions its DC.
+    order = list(range(1, 60))
+    random.shuffle(order)
+    for last in order:
         host = f"127.0.0.{last}"
         if not any(_port_open(host, port, timeout=0.2) for port in (LDAPS_PORT, LDAP_PORT)):
             return host
