@@ -1,5 +1,5 @@
 """The rules engine: every check id passes, fails (and warns, is unknown or skipped) as
-RULES.md says, and the verdict follows."""
+docs/rules.md says, and the verdict follows."""
 
 from __future__ import annotations
 
