@@ -68,6 +68,15 @@ DELETED_USER_SELECT = f"{USER_SELECT},deletedDateTime"
 #: Where Graph lists soft-deleted users (the directory's recycle bin).
 DELETED_USERS_PATH = "/directory/deletedItems/microsoft.graph.user"
 HOLDER_USER_SELECT = "id,userPrincipalName,displayName,mail,proxyAddresses,userType"
+DOMAIN_SELECT = "id,isVerified,isInitial"
+ROLE_SELECT = "id,displayName,roleTemplateId"
+MEMBER_GROUP_SELECT = "id,displayName,isAssignableToRole"
+#: The ``onPremisesDirectorySynchronizationFeature`` flags the rules read.
+SYNC_FEATURES = (
+    "blockSoftMatchEnabled",
+    "softMatchOnUpnEnabled",
+    "blockCloudObjectTakeoverThroughHardMatchEnabled",
+)
 HOLDER_SELECT = "id,displayName,mail,proxyAddresses"
 PAGE_SIZE = "999"
 
@@ -396,12 +405,12 @@ class EntraDirectory:
             [
                 GraphRequest(
                     f"/users/{uid}/transitiveMemberOf/microsoft.graph.directoryRole",
-                    {"$select": "id,displayName,roleTemplateId"},
+                    {"$select": ROLE_SELECT},
                     PERM_ROLES,
                 ),
                 GraphRequest(
                     f"/users/{uid}/transitiveMemberOf/microsoft.graph.group",
-                    {"$select": "id,displayName,isAssignableToRole"},
+                    {"$select": MEMBER_GROUP_SELECT},
                     PERM_ROLES,
                 ),
                 GraphRequest(
@@ -600,7 +609,7 @@ class EntraDirectory:
         """
         domains_r, sync_r = self.client.batch(
             [
-                GraphRequest("/domains", {"$select": "id,isVerified,isInitial"}, PERM_DOMAINS),
+                GraphRequest("/domains", {"$select": DOMAIN_SELECT}, PERM_DOMAINS),
                 GraphRequest("/directory/onPremisesSynchronization", {}, PERM_SYNC),
             ]
         )
