@@ -70,10 +70,12 @@ def _free_loopback_host() -> str:
     pinned = os.environ.get("SMTPMATCH_TEST_SAMBA_HOST")
     if pinned:
         return pinned
-    # In a random order: sessions starting together (several worktrees) would otherwise all
-    # pick the same first free address while each provisions its DC.
-    order = list(range(1, 60))
-    random.shuffle(order)
+    # 127.0.0.1 first (what a lone session gets), then the others in a random order: sessions
+    # starting together (several worktrees) would otherwise all pick the same next address
+    # while each provisions its DC.
+    others = list(range(2, 60))
+    random.shuffle(others)
+    order = [1, *others]
     for last in order:
         host = f"127.0.0.{last}"
         if not any(_port_open(host, port, timeout=0.2) for port in (LDAPS_PORT, LDAP_PORT)):
