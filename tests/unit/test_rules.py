@@ -351,6 +351,13 @@ CASES += [
         S.UNKNOWN,
         "SMTPMATCH_BLOCK_HARD_MATCH",
     ),
+    (
+        C.CLOUD_HARD_MATCH_ALLOWED,
+        pending(roles=Unknown("RoleManagement.Read.Directory missing")),
+        POLICY,
+        S.UNKNOWN,
+        "RoleManagement.Read.Directory",
+    ),
     (C.ONPREM_SAME_PERSON, facts(), POLICY, S.PASS, "UPN jane@contoso.com"),
     (
         C.ONPREM_SAME_PERSON,
