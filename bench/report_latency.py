@@ -46,6 +46,17 @@ class SlowFakeAD:
         time.sleep(self.latency)
         return [self.user]
 
+    def find_lookalikes(
+        self,
+        display_name: str | None,
+        given_name: str | None,
+        surname: str | None,
+        account_name: str | None,
+    ) -> Sequence[OnPremUser]:
+        self.calls += 1
+        time.sleep(self.latency)
+        return []
+
     def find_holders(self, address: str) -> Sequence[Holder]:
         self.calls += 1
         time.sleep(self.latency)

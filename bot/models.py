@@ -25,6 +25,69 @@ class ObjectKind(StrEnum):
     OTHER = "other"
 
 
+#: Domains whose addresses sync discards on-prem and Entra ID re-adds itself (KB 3190357).
+_SERVICE_DOMAINS = (".onmicrosoft.com", ".microsoftonline.com")
+
+
+def is_service_domain(address: str) -> bool:
+    """Whether ``address`` is in ``*.onmicrosoft.com`` / ``*.microsoftonline.com``."""
+    domain = "." + address.rsplit("@", 1)[-1].lower()
+    return domain.endswith(_SERVICE_DOMAINS)
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyAddress:
+    """One ``proxyAddresses`` value: ``PREFIX:address``.
+
+    The prefix's case alone marks the primary: ``SMTP:`` is the primary SMTP address, ``smtp:``
+    a secondary one (an alias); other types (``X500:``, ``SIP:``, ...) are kept as they are.
+
+    Args:
+        prefix: the address type as stored (``SMTP``, ``smtp``, ``X500``, ...).
+        address: what follows the first colon.
+    """
+
+    prefix: str
+    address: str
+
+    @classmethod
+    def parse(cls, value: str) -> ProxyAddress:
+        """Split a stored value; a value without a colon has an empty prefix."""
+        prefix, sep, rest = value.partition(":")
+        return cls(prefix, rest) if sep else cls("", value)
+
+    @classmethod
+    def smtp(cls, address: str, *, primary: bool = False) -> ProxyAddress:
+        """An SMTP value: ``SMTP:address`` when ``primary``, else ``smtp:address``."""
+        return cls("SMTP" if primary else "smtp", address)
+
+    @property
+    def is_smtp(self) -> bool:
+        """Whether this is an SMTP address (either case of the prefix)."""
+        return self.prefix.lower() == "smtp" and bool(self.address)
+
+    @property
+    def primary(self) -> bool:
+        """Whether this is THE primary SMTP address (uppercase ``SMTP:``)."""
+        return self.prefix == "SMTP" and bool(self.address)
+
+    def holds(self, address: str) -> bool:
+        """Whether this is an SMTP value for ``address`` (compared case-insensitively)."""
+        return self.is_smtp and self.address.casefold() == address.casefold()
+
+    def demoted(self) -> ProxyAddress:
+        """The same value as a secondary address (``smtp:``) when it is SMTP."""
+        return ProxyAddress("smtp", self.address) if self.is_smtp else self
+
+    def __str__(self) -> str:
+        return f"{self.prefix}:{self.address}" if self.prefix else self.address
+
+
+def smtp_values(values: tuple[str, ...] | list[str]) -> tuple[ProxyAddress, ...]:
+    """The SMTP values of a ``proxyAddresses`` list, parsed, in order."""
+    return tuple(p for p in map(ProxyAddress.parse, values) if p.is_smtp)
+
+
 @dataclass(frozen=True, slots=True)
 class Unknown:
     """A fact that could not be read, with the reason (e.g. the missing permission)."""
@@ -55,6 +118,18 @@ class OnPremUser:
     exchange_schema: bool = False
     exchange_mailbox_guid: str | None = None
     exchange_recipient_type_details: int | None = None
+    given_name: str | None = None
+    surname: str | None = None
+    #: ``isCriticalSystemObject`` TRUE: built-in accounts (Administrator, krbtgt, ...).
+    critical_system_object: bool = False
+    #: ``adminDescription``; sync skips objects whose value starts with ``User_``.
+    admin_description: str | None = None
+    #: ``adminCount`` (1 once SDProp protected the account as privileged).
+    admin_count: int | None = None
+    #: Protected groups (Domain Admins, ...) the account is in, directly or nested.
+    privileged_groups: tuple[str, ...] = ()
+    #: ``mailNickname`` when the schema has it (Exchange).
+    mail_nickname: str | None = None
 
     @property
     def anchor(self) -> str:
@@ -83,6 +158,11 @@ class CloudUser:
     on_premises_sync_enabled: bool | None = None
     on_premises_security_identifier: str | None = None
     provisioning_errors: tuple[ProvisioningError, ...] = ()
+    given_name: str | None = None
+    surname: str | None = None
+    mail_nickname: str | None = None
+    #: When the user was soft-deleted (``deletedDateTime``); ``None`` for an active user.
+    deleted: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,3 +214,7 @@ class Tenant:
     verified_domains: tuple[str, ...] | Unknown
     block_soft_match: bool | Unknown
     soft_match_on_upn: bool | Unknown = field(default_factory=lambda: Unknown("not read"))
+    #: ``blockCloudObjectTakeoverThroughHardMatchEnabled`` (or SMTPMATCH_BLOCK_HARD_MATCH).
+    block_hard_match: bool | Unknown = field(default_factory=lambda: Unknown("not read"))
+    #: The tenant's initial ``*.onmicrosoft.com`` domain (``isInitial``), when read.
+    initial_domain: str | None = None

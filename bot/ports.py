@@ -51,11 +51,27 @@ class OnPremDirectory(Protocol):
         Args:
             address: the mailbox address typed (already validated).
             onprem_id: sAMAccountName, UPN or DN given by the requester; when set, only that
-                object is looked up (of any object class, so the rules can refuse a contact).
+                object is looked up (a user, contact or group, so the rules can refuse a
+                contact). A DN is looked up only below the base DN and outside the
+                configuration and schema partitions; anything else is not found.
 
         Returns:
-            Every candidate; empty when none, several when ambiguous.
+            Every candidate; empty when none, several when ambiguous. Each carries what the
+            rules need to judge it (``isCriticalSystemObject``, ``adminDescription``,
+            ``adminCount``, protected-group membership, names).
         """
+        ...
+
+    def find_lookalikes(
+        self,
+        display_name: str | None,
+        given_name: str | None,
+        surname: str | None,
+        account_name: str | None,
+    ) -> Sequence[OnPremUser]:
+        """AD users that plausibly are a person under another name: the same ``displayName``,
+        the same ``givenName`` AND ``sn``, or ``sAMAccountName`` = ``account_name`` (the cloud
+        UPN's prefix). ``None`` values are not searched; none at all finds nothing."""
         ...
 
     def find_holders(self, address: str) -> Sequence[Holder]:
@@ -102,6 +118,16 @@ class CloudDirectory(Protocol):
 
     def find_by_anchor(self, anchor: str, sid: str | None) -> Sequence[CloudUser]:
         """Cloud users carrying this on-prem anchor (immutable id) or SID."""
+        ...
+
+    def find_deleted_by_anchor(self, anchor: str, sid: str | None) -> Sequence[CloudUser] | Unknown:
+        """Soft-deleted users (``deleted`` set) carrying this anchor or SID; ``Unknown``
+        (naming the permission) when the deleted items may not be read."""
+        ...
+
+    def find_holders_of(self, addresses: Sequence[str]) -> Sequence[Holder] | Unknown:
+        """Every cloud object holding any of ``addresses`` (as :meth:`find_holders`, one
+        Holder per object and address), in one round trip where the API allows it."""
         ...
 
     def find_user_by_upn(self, upn: str) -> CloudUser | None:

@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     graph_timeout_seconds: float = Field(default=15.0, gt=0)
     #: An admin may state the tenant's blockSoftMatchEnabled flag, which app-only cannot read.
     smtpmatch_block_soft_match: bool | None = None
+    #: Likewise blockCloudObjectTakeoverThroughHardMatchEnabled (the hard-match block).
+    smtpmatch_block_hard_match: bool | None = None
 
     # Storage
     smtpmatch_database_url: str = "sqlite:///smtpmatch.db"

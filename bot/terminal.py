@@ -17,6 +17,8 @@ _MARK = {
 _VERDICT = {
     Verdict.ELIGIBLE: "ELIGIBLE: the AD user can be SMTP-matched",
     Verdict.ALREADY_MATCHED: "ALREADY MATCHED: nothing to do",
+    Verdict.SYNC_PENDING: "SYNC PENDING: nothing to change; run a sync",
+    Verdict.NEEDS_ACCOUNT: "NEEDS ACCOUNT: no AD account exists for this person yet",
     Verdict.BLOCKED: "BLOCKED: fix the failed checks first",
     Verdict.NEEDS_INPUT: "NEEDS INPUT",
 }
@@ -70,7 +72,7 @@ def render_report(report: Report) -> str:
     if report.cloud or report.onprem:
         out += _side_by_side(report)
         out.append("")
-    if len(report.candidates) > 1:
+    if len(report.candidates) > 1 or (report.onprem is None and report.candidates):
         out.append("AD candidates:")
         out += [f"  - {u.sam_account_name or '?'}  {u.dn}" for u in report.candidates]
         out.append("")

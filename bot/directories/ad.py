@@ -46,7 +46,7 @@ from bot.errors import (
     PermissionMissing,
     SchemaViolation,
 )
-from bot.models import Holder, ObjectKind, OnPremUser
+from bot.models import Holder, ObjectKind, OnPremUser, ProxyAddress
 from bot.ports import AttributeChange, ChangePlan
 from bot.settings import Settings
 
@@ -74,18 +74,40 @@ _BASE_ATTRIBUTES = (
     "userAccountControl",
     "objectClass",
     "objectCategory",
+    "givenName",
+    "sn",
+    # What the rules need to refuse objects sync never exports and privileged accounts.
+    "isCriticalSystemObject",
+    "adminDescription",
+    "adminCount",
 )
 _CONSISTENCY_GUID = "mS-DS-ConsistencyGuid"
 _EXCHANGE_MAILBOX_GUID = "msExchMailboxGuid"
 _EXCHANGE_RECIPIENT_TYPE = "msExchRecipientTypeDetails"
 _TARGET_ADDRESS = "targetAddress"
+_MAIL_NICKNAME = "mailNickname"
 #: Attributes that exist only with some schema versions or the Exchange schema extension.
 _OPTIONAL_ATTRIBUTES = (
     _CONSISTENCY_GUID,
     _EXCHANGE_MAILBOX_GUID,
     _EXCHANGE_RECIPIENT_TYPE,
     _TARGET_ADDRESS,
+    _MAIL_NICKNAME,
 )
+#: Object classes a named DN may be: users (computers derive from user), contacts and groups;
+#: the rules refuse all but people. OUs, containers and configuration objects are not found.
+_NAMED_OBJECT_FILTER = "(|(objectClass=user)(objectClass=contact)(objectClass=group))"
+#: Protected groups by well-known SID: builtin groups (S-1-5-32-RID) and domain groups (RID
+#: in any domain S-1-5-21-…). Membership is read from the constructed ``tokenGroups``, which
+#: AD computes transitively (nested groups included).
+_BUILTIN_PROTECTED = {
+    544: "Administrators",
+    548: "Account Operators",
+    549: "Server Operators",
+    550: "Print Operators",
+    551: "Backup Operators",
+}
+_DOMAIN_PROTECTED = {512: "Domain Admins", 518: "Schema Admins", 519: "Enterprise Admins"}
 
 # LDAP result codes (RFC 4511) the adapter tells apart.
 _SUCCESS = 0
@@ -153,8 +175,7 @@ def object_kind(object_classes: Sequence[str]) -> ObjectKind:
 
 
 def _is_smtp_of(value: str, address: str) -> bool:
-    prefix, sep, rest = value.partition(":")
-    return bool(sep) and prefix.lower() == "smtp" and rest.casefold() == address.casefold()
+    return ProxyAddress.parse(value).holds(address)
 
 
 def _host_port(url: str) -> tuple[str, int]:
@@ -182,6 +203,8 @@ class _Schema:
 
     optional: frozenset[str]
     base_dn: str
+    #: Naming contexts a named DN must not be in (configuration and schema partitions).
+    excluded: tuple[str, ...] = ()
 
     @property
     def exchange(self) -> bool:
@@ -547,14 +570,20 @@ class ActiveDirectory:
         }
         optional = frozenset(a for a in _OPTIONAL_ATTRIBUTES if a.lower() in present)
         log.info("AD schema at %s has optional attributes %s", _server_of(conn), sorted(optional))
-        return _Schema(optional=optional, base_dn=base_dn)
+        excluded = tuple(dn for dn in (_text(root, "configurationNamingContext"), schema_dn) if dn)
+        return _Schema(optional=optional, base_dn=base_dn, excluded=excluded)
 
     def _root_dse(self, conn: ldap3.Connection) -> Mapping[str, Any]:
         conn.search(
             "",
             "(objectClass=*)",
             ldap3.BASE,
-            attributes=["schemaNamingContext", "defaultNamingContext", "rootDomainNamingContext"],
+            attributes=[
+                "schemaNamingContext",
+                "defaultNamingContext",
+                "rootDomainNamingContext",
+                "configurationNamingContext",
+            ],
         )
         self._check(conn, "read the rootDSE")
         for entry in conn.response or []:
@@ -618,9 +647,13 @@ class ActiveDirectory:
             if onprem_id is not None:
                 dn = _as_dn(onprem_id)
                 if dn is not None:
-                    if not _within(dn, schema.base_dn):
+                    # Only objects below the base DN and outside the configuration and schema
+                    # partitions (which a forest-root base DN would otherwise include).
+                    if not _within(dn, schema.base_dn) or any(
+                        _within(dn, other) for other in schema.excluded
+                    ):
                         return []
-                    return self._search(conn, dn, "(objectClass=*)", attributes, ldap3.BASE)
+                    return self._search(conn, dn, _NAMED_OBJECT_FILTER, attributes, ldap3.BASE)
                 value = escape_filter_value(_account_name(onprem_id))
                 attribute = "userPrincipalName" if "@" in onprem_id else "sAMAccountName"
                 return self._search(conn, schema.base_dn, f"({attribute}={value})", attributes)
@@ -633,8 +666,65 @@ class ActiveDirectory:
             )
             return self._search(conn, schema.base_dn, ldap_filter, attributes)
 
+        def lookup_with_groups(
+            conn: ldap3.Connection,
+        ) -> list[tuple[str, Mapping[str, Any], tuple[str, ...]]]:
+            # The few candidates' protected-group membership on the same connection: one
+            # base search each for the constructed tokenGroups (transitive membership).
+            return [(dn, raw, self._privileged_groups(conn, dn, raw)) for dn, raw in lookup(conn)]
+
         users: dict[str, OnPremUser] = {}
-        for dn, raw in self._run(self._pool, lookup):
+        for dn, raw, groups in self._run(self._pool, lookup_with_groups):
+            users.setdefault(dn.casefold(), _to_user(dn, raw, schema, groups))
+        return tuple(users.values())
+
+    def _privileged_groups(
+        self, conn: ldap3.Connection, dn: str, raw: Mapping[str, Any]
+    ) -> tuple[str, ...]:
+        """The protected groups ``dn`` is in, directly or nested (from ``tokenGroups``)."""
+        if object_kind(_texts(raw, "objectClass")) not in (ObjectKind.USER, ObjectKind.COMPUTER):
+            return ()
+        entries = self._search(conn, dn, "(objectClass=*)", ["tokenGroups"], ldap3.BASE)
+        names: list[str] = []
+        for _dn, attributes in entries:
+            for value in _values(attributes, "tokenGroups"):
+                try:
+                    name = protected_group_name(sid_to_string(value))
+                except ValueError:
+                    continue
+                if name and name not in names:
+                    names.append(name)
+        return tuple(names)
+
+    # -- find_lookalikes --------------------------------------------------------------------
+
+    def find_lookalikes(
+        self,
+        display_name: str | None,
+        given_name: str | None,
+        surname: str | None,
+        account_name: str | None,
+    ) -> Sequence[OnPremUser]:
+        """Users that plausibly are the person under another name (see the port): the same
+        ``displayName``, the same ``givenName`` and ``sn``, or the ``sAMAccountName``."""
+        clauses: list[str] = []
+        if display_name and display_name.strip():
+            clauses.append(f"(displayName={escape_filter_value(display_name.strip())})")
+        if given_name and surname and given_name.strip() and surname.strip():
+            given = escape_filter_value(given_name.strip())
+            clauses.append(f"(&(givenName={given})(sn={escape_filter_value(surname.strip())}))")
+        if account_name and account_name.strip():
+            clauses.append(f"(sAMAccountName={escape_filter_value(account_name.strip())})")
+        if not clauses:
+            return ()
+        schema = self._schema_info()
+        ldap_filter = f"(&(objectCategory=person)(objectClass=user)(|{''.join(clauses)}))"
+
+        def search(conn: ldap3.Connection) -> list[tuple[str, Mapping[str, Any]]]:
+            return self._search(conn, schema.base_dn, ldap_filter, schema.attributes())
+
+        users: dict[str, OnPremUser] = {}
+        for dn, raw in self._run(self._pool, search):
             users.setdefault(dn.casefold(), _to_user(dn, raw, schema))
         return tuple(users.values())
 
@@ -809,13 +899,30 @@ def _account_name(onprem_id: str) -> str:
     return onprem_id
 
 
-def _to_user(dn: str, raw: Mapping[str, Any], schema: _Schema) -> OnPremUser:
+def protected_group_name(sid: str) -> str | None:
+    """The name of a protected group (Domain Admins, Administrators, ...) by its SID, else
+    ``None``. Domain groups are recognised by their well-known RID in any domain."""
+    parts = sid.split("-")
+    if len(parts) < 4 or not parts[-1].isdigit():
+        return None
+    rid = int(parts[-1])
+    if sid.startswith("S-1-5-32-") and len(parts) == 5:
+        return _BUILTIN_PROTECTED.get(rid)
+    if sid.startswith("S-1-5-21-"):
+        return _DOMAIN_PROTECTED.get(rid)
+    return None
+
+
+def _to_user(
+    dn: str, raw: Mapping[str, Any], schema: _Schema, privileged: tuple[str, ...] = ()
+) -> OnPremUser:
     guid = _values(raw, "objectGUID")
     sid = _values(raw, "objectSid")
     consistency = _values(raw, _CONSISTENCY_GUID)
     mailbox = _values(raw, _EXCHANGE_MAILBOX_GUID)
     recipient_type = _text(raw, _EXCHANGE_RECIPIENT_TYPE)
     uac = _text(raw, "userAccountControl")
+    admin_count = _text(raw, "adminCount")
     return OnPremUser(
         dn=dn,
         object_guid=guid[0] if guid else b"",
@@ -834,6 +941,13 @@ def _to_user(dn: str, raw: Mapping[str, Any], schema: _Schema) -> OnPremUser:
             str(uuid.UUID(bytes_le=mailbox[0])) if mailbox and len(mailbox[0]) == 16 else None
         ),
         exchange_recipient_type_details=int(recipient_type) if recipient_type else None,
+        given_name=_text(raw, "givenName"),
+        surname=_text(raw, "sn"),
+        critical_system_object=(_text(raw, "isCriticalSystemObject") or "").upper() == "TRUE",
+        admin_description=_text(raw, "adminDescription"),
+        admin_count=int(admin_count) if admin_count and admin_count.lstrip("-").isdigit() else None,
+        privileged_groups=privileged,
+        mail_nickname=_text(raw, _MAIL_NICKNAME),
     )
 
 
@@ -906,4 +1020,10 @@ def _in_plan_order(stored: tuple[str, ...], planned: tuple[str, ...]) -> tuple[s
     return (*ordered, *rest)
 
 
-__all__ = ["ActiveDirectory", "escape_filter_value", "object_kind", "sid_to_string"]
+__all__ = [
+    "ActiveDirectory",
+    "escape_filter_value",
+    "object_kind",
+    "protected_group_name",
+    "sid_to_string",
+]

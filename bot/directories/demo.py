@@ -18,9 +18,12 @@ from bot.models import (
     Holder,
     ObjectKind,
     OnPremUser,
+    ProxyAddress,
     RoleAssignment,
     Tenant,
     Unknown,
+    is_service_domain,
+    smtp_values,
 )
 from bot.ports import ChangePlan
 from bot.rules.address import same_address, smtp_addresses
@@ -89,6 +92,26 @@ def _seed_onprem() -> tuple[list[OnPremUser], list[Holder]]:
         _ad_user("chris", "Chris Anders", upn="chris.anders@contoso.com"),
         _ad_user("cbrown", "Chris Brown", upn="chris@contoso.com"),
         _ad_user("gina.guest", "Gina Guest"),
+        # Round 2 (docs/rules.md): one account per new outcome.
+        _ad_user(
+            "rita.rich", "Rita Rich", upn="rita@contoso.com", given_name="Rita", surname="Rich"
+        ),
+        _ad_user(
+            "hank.hard",
+            "Hank Hard",
+            mail="hank.hard@contoso.com",
+            proxy_addresses=("SMTP:hank.hard@contoso.com",),
+        ),
+        _ad_user("olga.onms", "Olga Onms"),
+        _ad_user("dora.deleted", "Dora Deleted"),
+        _ad_user("lli", "Lucas Li", given_name="Lucas", surname="Li"),
+        _ad_user("mallory.test", "Mallory Test"),
+        _ad_user(
+            "adam.ops",
+            "Adam Ops",
+            admin_count=1,
+            privileged_groups=("Domain Admins",),
+        ),
         _ad_user(
             "paul.primary",
             "Paul Primary",
@@ -139,6 +162,33 @@ def _seed_cloud() -> tuple[list[CloudUser], dict[str, bool], dict[str, tuple[Rol
             user_principal_name="gina.guest_fabrikam.com#EXT#@contoso.onmicrosoft.com",
         ),
         _cloud_user("paul.primary", "Paul Primary"),
+        _cloud_user(
+            "rita",
+            "Rita Rich",
+            mailbox_aliases=(
+                "rita.rich@contoso.com",
+                "r.rich@contoso.com",
+                "sales.emea@contoso.com",
+            ),
+            given_name="Rita",
+            surname="Rich",
+        ),
+        _cloud_user(
+            "hank.hard",
+            "Hank Hard",
+            on_premises_immutable_id=_anchor("hank.hard"),
+        ),
+        _cloud_user(
+            "olga.onms",
+            "Olga Onms",
+            mail="olga@contoso.onmicrosoft.com",
+            proxy_addresses=("SMTP:olga@contoso.onmicrosoft.com", "smtp:olga.onms@contoso.com"),
+        ),
+        _cloud_user("dora.deleted", "Dora Deleted"),
+        _cloud_user("nora.new", "Nora New", given_name="Nora", surname="New"),
+        _cloud_user("lucas", "Lucas Li", given_name="Lucas", surname="Li"),
+        _cloud_user("ceo", "Carla Chief", given_name="Carla", surname="Chief"),
+        _cloud_user("adam.ops", "Adam Ops"),
     ]
     by_upn = {u.user_principal_name: u.id for u in users}
     no_mailbox = {by_upn["nina.nobox@contoso.com"], sam_twin.id}
@@ -147,6 +197,21 @@ def _seed_cloud() -> tuple[list[CloudUser], dict[str, bool], dict[str, tuple[Rol
         by_upn["alex.admin@contoso.com"]: (RoleAssignment("Exchange Administrator"),)
     }
     return users, mailboxes, roles
+
+
+def _seed_deleted() -> list[CloudUser]:
+    """Soft-deleted users: the quarantined duplicate an earlier failed attempt for dora.deleted
+    left behind (it carries her AD anchor, so the next sync would restore it)."""
+    return [
+        CloudUser(
+            id=str(uuid.uuid5(uuid.NAMESPACE_URL, "dora.deleted-duplicate")),
+            user_principal_name="dora.deleted4711@contoso.onmicrosoft.com",
+            display_name="Dora Deleted",
+            on_premises_immutable_id=_anchor("dora.deleted"),
+            on_premises_sync_enabled=True,
+            deleted="2026-10-30T08:15:00Z",
+        )
+    ]
 
 
 @dataclass
@@ -181,6 +246,27 @@ class DemoActiveDirectory:
                 or same_address(u.sam_account_name, local)
             ]
 
+    def find_lookalikes(
+        self,
+        display_name: str | None,
+        given_name: str | None,
+        surname: str | None,
+        account_name: str | None,
+    ) -> Sequence[OnPremUser]:
+        """See :meth:`bot.ports.OnPremDirectory.find_lookalikes`."""
+
+        def same(a: str | None, b: str | None) -> bool:
+            return bool(a and b and a.casefold() == b.casefold())
+
+        with self._lock:
+            return [
+                u
+                for u in self.users
+                if same(u.display_name, display_name)
+                or (same(u.given_name, given_name) and same(u.surname, surname))
+                or same(u.sam_account_name, account_name)
+            ]
+
     def find_holders(self, address: str) -> Sequence[Holder]:
         """See :meth:`bot.ports.OnPremDirectory.find_holders`."""
         with self._lock:
@@ -190,10 +276,10 @@ class DemoActiveDirectory:
                 for attribute, values in (
                     ("userPrincipalName", [u.user_principal_name]),
                     ("mail", [u.mail]),
-                    ("proxyAddresses", [v for v in u.proxy_addresses if v[:5].lower() == "smtp:"]),
+                    ("proxyAddresses", [str(v) for v in smtp_values(u.proxy_addresses)]),
                 ):
                     for value in values:
-                        if value and same_address(value.split(":", 1)[-1], address):
+                        if value and same_address(_address_of(value), address):
                             found.append(Holder(u.kind, u.dn, name, attribute, value))
             return found
 
@@ -221,6 +307,12 @@ class DemoActiveDirectory:
             return plan
 
 
+def _address_of(value: str) -> str:
+    """The address of a ``smtp:`` value, or the value itself (UPN, mail)."""
+    parsed = ProxyAddress.parse(value)
+    return parsed.address if parsed.is_smtp else value
+
+
 def _values(user: OnPremUser, attribute: str) -> tuple[str, ...]:
     if attribute == "mail":
         return (user.mail,) if user.mail else ()
@@ -239,12 +331,14 @@ class DemoEntraDirectory:
     other_objects: list[Holder] = field(default_factory=list)
     verified_domains: tuple[str, ...] = ("contoso.com", "contoso.onmicrosoft.com")
     block_soft_match: bool | Unknown = False
+    block_hard_match: bool | Unknown = False
+    deleted_users: list[CloudUser] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _holds(self, user: CloudUser, address: str) -> list[tuple[str, str]]:
         hits = [("userPrincipalName", user.user_principal_name), ("mail", user.mail or "")]
         hits += [("proxyAddresses", v) for v in user.proxy_addresses]
-        return [(a, v) for a, v in hits if v and same_address(v.split(":", 1)[-1], address)]
+        return [(a, v) for a, v in hits if v and same_address(_address_of(v), address)]
 
     def find_users(self, address: str) -> Sequence[CloudUser]:
         """See :meth:`bot.ports.CloudDirectory.find_users`."""
@@ -284,6 +378,20 @@ class DemoEntraDirectory:
                 or (sid is not None and u.on_premises_security_identifier == sid)
             ]
 
+    def find_deleted_by_anchor(self, anchor: str, sid: str | None) -> Sequence[CloudUser]:
+        """See :meth:`bot.ports.CloudDirectory.find_deleted_by_anchor`."""
+        with self._lock:
+            return [
+                u
+                for u in self.deleted_users
+                if u.on_premises_immutable_id == anchor
+                or (sid is not None and u.on_premises_security_identifier == sid)
+            ]
+
+    def find_holders_of(self, addresses: Sequence[str]) -> Sequence[Holder]:
+        """See :meth:`bot.ports.CloudDirectory.find_holders_of`."""
+        return [h for address in addresses for h in self.find_holders(address)]
+
     def find_user_by_upn(self, upn: str) -> CloudUser | None:
         """See :meth:`bot.ports.CloudDirectory.find_user_by_upn`."""
         with self._lock:
@@ -292,7 +400,11 @@ class DemoEntraDirectory:
     def tenant(self) -> Tenant:
         """See :meth:`bot.ports.CloudDirectory.tenant`."""
         return Tenant(
-            verified_domains=self.verified_domains, block_soft_match=self.block_soft_match
+            verified_domains=self.verified_domains,
+            block_soft_match=self.block_soft_match,
+            soft_match_on_upn=True,
+            block_hard_match=self.block_hard_match,
+            initial_domain=next((d for d in self.verified_domains if is_service_domain(d)), None),
         )
 
     def update_user(self, user: CloudUser) -> None:
@@ -307,7 +419,12 @@ def build_demo_directories() -> tuple[DemoActiveDirectory, DemoEntraDirectory, P
     cloud_users, mailboxes, roles = _seed_cloud()
     return (
         DemoActiveDirectory(users=ad_users, other_objects=ad_others),
-        DemoEntraDirectory(users=cloud_users, mailboxes=mailboxes, role_assignments=roles),
+        DemoEntraDirectory(
+            users=cloud_users,
+            mailboxes=mailboxes,
+            role_assignments=roles,
+            deleted_users=_seed_deleted(),
+        ),
         Policy(sync_scope=DEMO_SYNC_SCOPE),
     )
 

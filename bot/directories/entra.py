@@ -37,9 +37,11 @@ from bot.models import (
     Holder,
     ObjectKind,
     ProvisioningError,
+    ProxyAddress,
     RoleAssignment,
     Tenant,
     Unknown,
+    smtp_values,
 )
 from bot.settings import Settings
 
@@ -56,9 +58,25 @@ USER_SELECT = ",".join(
         "onPremisesSyncEnabled",
         "onPremisesSecurityIdentifier",
         "onPremisesProvisioningErrors",
+        "givenName",
+        "surname",
+        "mailNickname",
     )
 )
+#: Soft-deleted users: the same properties plus when they were deleted.
+DELETED_USER_SELECT = f"{USER_SELECT},deletedDateTime"
+#: Where Graph lists soft-deleted users (the directory's recycle bin).
+DELETED_USERS_PATH = "/directory/deletedItems/microsoft.graph.user"
 HOLDER_USER_SELECT = "id,userPrincipalName,displayName,mail,proxyAddresses,userType"
+DOMAIN_SELECT = "id,isVerified,isInitial"
+ROLE_SELECT = "id,displayName,roleTemplateId"
+MEMBER_GROUP_SELECT = "id,displayName,isAssignableToRole"
+#: The ``onPremisesDirectorySynchronizationFeature`` flags the rules read.
+SYNC_FEATURES = (
+    "blockSoftMatchEnabled",
+    "softMatchOnUpnEnabled",
+    "blockCloudObjectTakeoverThroughHardMatchEnabled",
+)
 HOLDER_SELECT = "id,displayName,mail,proxyAddresses"
 PAGE_SIZE = "999"
 
@@ -75,8 +93,8 @@ PERM_SYNC = "OnPremDirectorySynchronization.Read.All"
 _NO_PIM_CODES = frozenset({"AadPremiumLicenseRequired", "MissingLicense"})
 
 
-def _smtp_values(values: Any) -> list[str]:
-    return [v for v in values or () if isinstance(v, str) and v[:5].lower() == "smtp:"]
+def _smtp_values(values: Any) -> list[ProxyAddress]:
+    return list(smtp_values([v for v in values or () if isinstance(v, str)]))
 
 
 def _same(a: Any, b: str) -> bool:
@@ -104,8 +122,8 @@ def _address_filter(address: str, *, upn: bool) -> str:
 def _holds(obj: JsonObject, address: str, *, upn: bool) -> tuple[str, str] | None:
     """Where ``obj`` holds ``address``: ``(attribute, stored value)``, or ``None``."""
     for value in _smtp_values(obj.get("proxyAddresses")):
-        if _same(value[5:], address):
-            return "proxyAddresses", value
+        if value.holds(address):
+            return "proxyAddresses", str(value)
     if _same(obj.get("mail"), address):
         return "mail", str(obj["mail"])
     if upn and _same(obj.get("userPrincipalName"), address):
@@ -139,6 +157,10 @@ def to_cloud_user(data: JsonObject) -> CloudUser:
         on_premises_sync_enabled=sync if isinstance(sync, bool) else None,
         on_premises_security_identifier=data.get("onPremisesSecurityIdentifier") or None,
         provisioning_errors=errors,
+        given_name=data.get("givenName") or None,
+        surname=data.get("surname") or None,
+        mail_nickname=data.get("mailNickname") or None,
+        deleted=data.get("deletedDateTime") or None,
     )
 
 
@@ -149,6 +171,8 @@ class EntraDirectory:
         client: the Graph client; closed by :meth:`close`.
         block_soft_match: the tenant's ``blockSoftMatchEnabled`` as an admin stated it
             (``SMTPMATCH_BLOCK_SOFT_MATCH``); it wins over what Graph says or cannot say.
+        block_hard_match: likewise ``blockCloudObjectTakeoverThroughHardMatchEnabled``
+            (``SMTPMATCH_BLOCK_HARD_MATCH``).
         close_client: whether :meth:`close` closes ``client`` (and ``on_close`` runs).
     """
 
@@ -157,10 +181,12 @@ class EntraDirectory:
         client: GraphClient,
         *,
         block_soft_match: bool | None = None,
+        block_hard_match: bool | None = None,
         on_close: Callable[[], None] | None = None,
     ) -> None:
         self.client = client
         self._block_soft_match = block_soft_match
+        self._block_hard_match = block_hard_match
         self._on_close = on_close
 
     @classmethod
@@ -210,7 +236,12 @@ class EntraDirectory:
             client.close()
             tokens.close()
 
-        return cls(client, block_soft_match=settings.smtpmatch_block_soft_match, on_close=close)
+        return cls(
+            client,
+            block_soft_match=settings.smtpmatch_block_soft_match,
+            block_hard_match=settings.smtpmatch_block_hard_match,
+            on_close=close,
+        )
 
     def close(self) -> None:
         """Release the HTTP connections."""
@@ -311,6 +342,35 @@ class EntraDirectory:
             or (sid and _same(u.get("onPremisesSecurityIdentifier"), sid))
         ]
 
+    def find_deleted_by_anchor(self, anchor: str, sid: str | None) -> Sequence[CloudUser] | Unknown:
+        """Soft-deleted users carrying ``anchor`` (or ``sid``), e.g. the quarantined duplicate
+        of an earlier failed attempt, which the next sync would restore.
+
+        ``GET /directory/deletedItems/microsoft.graph.user`` with the same filter as
+        :meth:`find_by_anchor`; ``Unknown`` when the application may not read deleted items.
+        """
+        clauses = [f"onPremisesImmutableId eq {odata_string(anchor)}"]
+        if sid:
+            clauses.append(f"onPremisesSecurityIdentifier eq {odata_string(sid)}")
+        try:
+            found = self.client.get_all(
+                GraphRequest(
+                    DELETED_USERS_PATH,
+                    {"$filter": " or ".join(clauses), "$select": DELETED_USER_SELECT},
+                    PERM_USERS,
+                )
+            )
+        except PermissionMissing:
+            return Unknown(
+                f"Graph denied listing deleted users: the application needs {PERM_USERS}"
+            )
+        return [
+            to_cloud_user(u)
+            for u in found
+            if u.get("onPremisesImmutableId") == anchor
+            or (sid and _same(u.get("onPremisesSecurityIdentifier"), sid))
+        ]
+
     # -- mailbox and roles ------------------------------------------------------------
 
     def has_mailbox(self, user_id: str) -> bool | Unknown:
@@ -345,12 +405,12 @@ class EntraDirectory:
             [
                 GraphRequest(
                     f"/users/{uid}/transitiveMemberOf/microsoft.graph.directoryRole",
-                    {"$select": "id,displayName,roleTemplateId"},
+                    {"$select": ROLE_SELECT},
                     PERM_ROLES,
                 ),
                 GraphRequest(
                     f"/users/{uid}/transitiveMemberOf/microsoft.graph.group",
-                    {"$select": "id,displayName,isAssignableToRole"},
+                    {"$select": MEMBER_GROUP_SELECT},
                     PERM_ROLES,
                 ),
                 GraphRequest(
@@ -446,43 +506,69 @@ class EntraDirectory:
         except PermissionMissing as exc:
             return Unknown(str(exc))
 
-    def _find_holders(self, address: str) -> list[Holder]:
-        """Every user (guests too), group and organizational contact holding ``address``.
+    def find_holders_of(self, addresses: Sequence[str]) -> Sequence[Holder] | Unknown:
+        """Every cloud object holding any of ``addresses``: one ``$batch`` of three filtered
+        lists per address (the client splits batches at Graph's limit of 20)."""
+        if not addresses:
+            return []
+        try:
+            return self._find_holders(*addresses)
+        except PermissionMissing as exc:
+            return Unknown(str(exc))
 
-        One ``$batch`` of three filtered lists. The target user is among them when it holds
-        the address; the rules leave it out.
+    @staticmethod
+    def _holder_requests(address: str) -> list[GraphRequest]:
+        return [
+            GraphRequest(
+                "/users",
+                {
+                    "$filter": _address_filter(address, upn=True),
+                    "$select": HOLDER_USER_SELECT,
+                    "$top": PAGE_SIZE,
+                },
+                PERM_USERS,
+            ),
+            GraphRequest(
+                "/groups",
+                {
+                    "$filter": _address_filter(address, upn=False),
+                    "$select": HOLDER_SELECT,
+                    "$top": PAGE_SIZE,
+                },
+                PERM_GROUPS,
+            ),
+            GraphRequest(
+                "/contacts",
+                {
+                    "$filter": _address_filter(address, upn=False),
+                    "$select": HOLDER_SELECT,
+                    "$top": PAGE_SIZE,
+                },
+                PERM_CONTACTS,
+            ),
+        ]
+
+    def _find_holders(self, *addresses: str) -> list[Holder]:
+        """Every user (guests too), group and organizational contact holding an address.
+
+        One ``$batch`` of three filtered lists per address. The target user is among them when
+        it holds the address; the rules leave it out.
         """
-        users_r, groups_r, contacts_r = self.client.batch(
-            [
-                GraphRequest(
-                    "/users",
-                    {
-                        "$filter": _address_filter(address, upn=True),
-                        "$select": HOLDER_USER_SELECT,
-                        "$top": PAGE_SIZE,
-                    },
-                    PERM_USERS,
-                ),
-                GraphRequest(
-                    "/groups",
-                    {
-                        "$filter": _address_filter(address, upn=False),
-                        "$select": HOLDER_SELECT,
-                        "$top": PAGE_SIZE,
-                    },
-                    PERM_GROUPS,
-                ),
-                GraphRequest(
-                    "/contacts",
-                    {
-                        "$filter": _address_filter(address, upn=False),
-                        "$select": HOLDER_SELECT,
-                        "$top": PAGE_SIZE,
-                    },
-                    PERM_CONTACTS,
-                ),
-            ]
-        )
+        requests = [r for address in addresses for r in self._holder_requests(address)]
+        answers = self.client.batch(requests)
+        holders: list[Holder] = []
+        for index, address in enumerate(addresses):
+            users_r, groups_r, contacts_r = answers[3 * index : 3 * index + 3]
+            holders += self._holders_in(address, users_r, groups_r, contacts_r)
+        return holders
+
+    def _holders_in(
+        self,
+        address: str,
+        users_r: GraphResponse,
+        groups_r: GraphResponse,
+        contacts_r: GraphResponse,
+    ) -> list[Holder]:
         holders: list[Holder] = []
         for user in self.client.collect(users_r):
             where = _holds(user, address, upn=True)
@@ -523,15 +609,16 @@ class EntraDirectory:
         """
         domains_r, sync_r = self.client.batch(
             [
-                GraphRequest("/domains", {"$select": "id,isVerified"}, PERM_DOMAINS),
+                GraphRequest("/domains", {"$select": DOMAIN_SELECT}, PERM_DOMAINS),
                 GraphRequest("/directory/onPremisesSynchronization", {}, PERM_SYNC),
             ]
         )
         verified: tuple[str, ...] | Unknown
+        initial: str | None = None
         try:
-            verified = tuple(
-                str(d["id"]).lower() for d in self.client.collect(domains_r) if d.get("isVerified")
-            )
+            domains = self.client.collect(domains_r)
+            verified = tuple(str(d["id"]).lower() for d in domains if d.get("isVerified"))
+            initial = next((str(d["id"]).lower() for d in domains if d.get("isInitial")), None)
         except PermissionMissing:
             verified = Unknown(
                 f"Graph denied listing domains: the application needs {PERM_DOMAINS}"
@@ -539,24 +626,34 @@ class EntraDirectory:
 
         block: bool | Unknown
         on_upn: bool | Unknown
+        hard: bool | Unknown
         try:
             body = self.client.check(sync_r)
         except PermissionMissing:
             reason = Unknown(
                 "Graph denied reading /directory/onPremisesSynchronization: it needs "
                 f"{PERM_SYNC}, a delegated permission an app-only bot cannot hold; an admin can "
-                "state the setting in SMTPMATCH_BLOCK_SOFT_MATCH"
+                "state the settings in SMTPMATCH_BLOCK_SOFT_MATCH and SMTPMATCH_BLOCK_HARD_MATCH"
             )
-            block, on_upn = reason, reason
+            block, on_upn, hard = reason, reason, reason
         else:
             # The list form answers a collection (one entry per tenant); accept a bare object.
             entries = body.get("value") if isinstance(body.get("value"), list) else [body]
             features: JsonObject = (entries[0] or {}).get("features") or {} if entries else {}
             block = self._flag(features, "blockSoftMatchEnabled")
             on_upn = self._flag(features, "softMatchOnUpnEnabled")
+            hard = self._flag(features, "blockCloudObjectTakeoverThroughHardMatchEnabled")
         if self._block_soft_match is not None:
             block = self._block_soft_match
-        return Tenant(verified_domains=verified, block_soft_match=block, soft_match_on_upn=on_upn)
+        if self._block_hard_match is not None:
+            hard = self._block_hard_match
+        return Tenant(
+            verified_domains=verified,
+            block_soft_match=block,
+            soft_match_on_upn=on_upn,
+            block_hard_match=hard,
+            initial_domain=initial,
+        )
 
     @staticmethod
     def _flag(features: JsonObject, name: str) -> bool | Unknown:

@@ -1,10 +1,11 @@
-"""Mailbox address parsing and the comparisons RULES.md relies on."""
+"""Mailbox address parsing and the comparisons the rules rely on (docs/rules.md)."""
 
 from __future__ import annotations
 
 import re
 
 from bot.errors import InvalidInput
+from bot.models import is_service_domain, smtp_values
 
 MAX_ADDRESS_LENGTH = 254
 _LOCAL_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -59,16 +60,17 @@ def primary_smtp(proxy_addresses: tuple[str, ...], mail: str | None) -> str | No
     """The primary SMTP address: the uppercase ``SMTP:`` value, else ``mail`` (KB 3190357).
 
     Addresses in ``*.onmicrosoft.com`` are not used as a primary by sync, so ``mail`` in that
-    domain does not count.
+    domain does not count. A cloud user's ``SMTP:`` value in that domain IS its primary; the
+    rules then refuse it (``cloud.address_is_primary``, see docs/rules.md).
     """
-    for value in proxy_addresses:
-        if value.startswith("SMTP:"):
-            return value[5:]
-    if mail and not domain_of(mail).endswith(".onmicrosoft.com"):
+    for value in smtp_values(proxy_addresses):
+        if value.primary:
+            return value.address
+    if mail and not is_service_domain(mail):
         return mail
     return None
 
 
 def smtp_addresses(proxy_addresses: tuple[str, ...]) -> tuple[str, ...]:
     """Every SMTP address (primary and secondary) in a proxyAddresses list."""
-    return tuple(v[5:] for v in proxy_addresses if v[:5].lower() == "smtp:")
+    return tuple(v.address for v in smtp_values(proxy_addresses))

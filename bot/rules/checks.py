@@ -10,17 +10,20 @@ from bot.ports import ChangePlan
 
 
 class CheckId(StrEnum):
-    """The stable check identifiers of RULES.md, in report order."""
+    """The stable check identifiers (docs/rules.md), in report order."""
 
     CLOUD_USER_FOUND = "cloud.user_found"
     CLOUD_ADDRESS_IS_PRIMARY = "cloud.address_is_primary"
     CLOUD_MEMBER_USER = "cloud.member_user"
     CLOUD_HAS_MAILBOX = "cloud.has_mailbox"
     CLOUD_NOT_SYNCED = "cloud.not_synced"
+    CLOUD_HARD_MATCH_ALLOWED = "cloud.hard_match_allowed"
     CLOUD_NO_ADMIN_ROLES = "cloud.no_admin_roles"
     TENANT_SOFT_MATCH_ALLOWED = "tenant.soft_match_allowed"
     TENANT_DOMAIN_VERIFIED = "tenant.domain_verified"
     ONPREM_USER_FOUND = "onprem.user_found"
+    ONPREM_SAME_PERSON = "onprem.same_person"
+    ONPREM_NOT_PRIVILEGED = "onprem.not_privileged"
     ONPREM_IS_PERSON = "onprem.is_person"
     ONPREM_NOT_YET_SYNCED = "onprem.not_yet_synced"
     ONPREM_IN_SYNC_SCOPE = "onprem.in_sync_scope"
@@ -48,6 +51,8 @@ class Verdict(StrEnum):
 
     ELIGIBLE = "eligible"
     ALREADY_MATCHED = "already_matched"
+    SYNC_PENDING = "sync_pending"
+    NEEDS_ACCOUNT = "needs_account"
     BLOCKED = "blocked"
     NEEDS_INPUT = "needs_input"
 
@@ -72,7 +77,8 @@ class Report:
         target_address: the address the match uses (the cloud primary), when known.
         cloud: the cloud user, when exactly one was found.
         onprem: the AD user, when exactly one was identified.
-        candidates: every AD candidate found (several when ambiguous).
+        candidates: every AD candidate found (several when ambiguous), or the likely AD
+            accounts under another name when none was found by the address.
         checks: every check, in :class:`CheckId` order.
         plan: the change to make, or ``None`` when there is none to make.
     """

@@ -27,8 +27,13 @@ def _values(value: Any) -> tuple[str, ...]:
 
 
 def plan_to_dict(plan: ChangePlan) -> dict[str, Any]:
-    """``{"dn", "changes": [{"attribute", "before", "after"}]}``."""
+    """``{"action": "modify", "dn", "changes": [{"attribute", "before", "after"}]}``.
+
+    A match always modifies an existing AD user; ``"action": "create"`` is reserved for the
+    creation of an AD account (KB step 2, docs/rules.md), which is not offered yet.
+    """
     return {
+        "action": "modify",
         "dn": plan.dn,
         "changes": [
             {
@@ -85,7 +90,11 @@ def onprem_to_dict(user: OnPremUser) -> dict[str, Any]:
 
 
 def report_to_dict(report: Report) -> dict[str, Any]:
-    """The report in the stable ``smtpmatch check --json`` shape (DESIGN.md), plus extras."""
+    """The report in the stable ``smtpmatch check --json`` shape, plus extras.
+
+    ``candidates`` lists the AD users to choose from: several found by the address, or the
+    likely accounts under another name when none was (verdict ``needs_input``).
+    """
     return {
         "address": report.address,
         "verdict": str(report.verdict),
@@ -105,6 +114,6 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "target_address": report.target_address,
         "summary": report.summary,
         "candidates": [onprem_to_dict(u) for u in report.candidates]
-        if len(report.candidates) > 1
+        if len(report.candidates) > 1 or (report.onprem is None and report.candidates)
         else [],
     }

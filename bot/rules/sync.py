@@ -1,6 +1,6 @@
 """Judging directory sync after the write: matched, failed (and why), timed out, or waiting.
 
-Pure: the watcher gathers the facts, these rules explain them in the terms of RULES.md.
+Pure: the watcher gathers the facts, these rules explain them in the terms of docs/rules.md.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from bot.models import CloudUser, ProvisioningError, RoleAssignment, Unknown
+from bot.models import CloudUser, ProvisioningError, ProxyAddress, RoleAssignment, Unknown
 from bot.rules.address import same_address
 
 
@@ -54,7 +54,8 @@ def _describe_errors(errors: Sequence[ProvisioningError]) -> str:
 
 
 def _names_us(error: ProvisioningError, address: str, upn: str | None) -> bool:
-    value = error.value.split(":", 1)[-1] if error.value else ""
+    parsed = ProxyAddress.parse(error.value or "")
+    value = parsed.address if parsed.prefix else error.value or ""
     return same_address(value, address) or (upn is not None and same_address(value, upn))
 
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.errors import InvalidInput
-from bot.models import Unknown
+from bot.models import CloudUser, OnPremUser, Unknown, is_service_domain, smtp_values
 from bot.ports import CloudDirectory, OnPremDirectory
 from bot.rules.address import parse_address, primary_smtp, same_address
 from bot.rules.checks import Report
-from bot.rules.engine import Facts, Policy, evaluate
+from bot.rules.engine import Facts, Policy, choose_target, evaluate
 
 MAX_ONPREM_ID_LENGTH = 1024
 
@@ -55,9 +55,11 @@ def check_match(
     """Look ``address`` up in both directories and explain whether it can be SMTP-matched.
 
     Every lookup starts as soon as what it depends on is known: the users on both sides, the
-    tenant and the holders of the typed address at once; the mailbox and roles as soon as the
-    cloud user is found; the anchor and UPN owners as soon as the AD user is found. So a report
-    costs about two round trips of the slower directory, not the sum of all calls.
+    tenant and the holders of the typed address at once; the mailbox, roles and (when no AD
+    user is named) the likely AD accounts under another name as soon as the cloud user is
+    found; the active and soft-deleted anchor owners, the UPN owner and the holders of the AD
+    user's other addresses as soon as the AD user is found. So a report costs about two round
+    trips of the slower directory, not the sum of all calls.
 
     Args:
         dirs: the directory ports.
@@ -79,23 +81,66 @@ def check_match(
     lookups.start("tenant", cloud.tenant)
     lookups.start("cloud_holders", cloud.find_holders, address)
     lookups.start("onprem_holders", onprem.find_holders, address)
+    target: CloudUser | None = None
+    ad_users: Sequence[OnPremUser] | None = None
+
+    def look_alike() -> None:
+        # Only when no AD user carries the address and none was named: is there a likely
+        # account under another name? Started as soon as the cloud user is known, so it runs
+        # alongside the AD lookup instead of after it.
+        if target is None or onprem_id is not None or "lookalikes" in lookups.started:
+            return
+        if ad_users is not None and ad_users:
+            return
+        lookups.start(
+            "lookalikes",
+            onprem.find_lookalikes,
+            target.display_name,
+            target.given_name,
+            target.surname,
+            target.user_principal_name.split("@", 1)[0] or None,
+        )
+
     for name, value in lookups.as_completed():
-        if name == "cloud_users" and len(value) == 1:
-            user = value[0]
-            lookups.start("mailbox", cloud.has_mailbox, user.id)
-            lookups.start("roles", cloud.roles, user.id)
-            primary = primary_smtp(user.proxy_addresses, user.mail)
-            if primary and not same_address(primary, address):
-                # An alias was typed: uniqueness is about the address the match will use.
-                lookups.start("cloud_holders", cloud.find_holders, primary)
-                lookups.start("onprem_holders", onprem.find_holders, primary)
-        elif name == "onprem_users" and len(value) == 1:
-            user = value[0]
-            lookups.start("anchor_owners", cloud.find_by_anchor, user.anchor, user.object_sid)
-            if user.user_principal_name:
-                lookups.start("upn_owner", cloud.find_user_by_upn, user.user_principal_name)
+        if name == "cloud_users":
+            target = choose_target(value, address)
+            if target is not None:
+                lookups.start("mailbox", cloud.has_mailbox, target.id)
+                lookups.start("roles", cloud.roles, target.id)
+                primary = primary_smtp(target.proxy_addresses, target.mail)
+                if primary and not same_address(primary, address):
+                    # An alias was typed: uniqueness is about the address the match will use.
+                    lookups.start("cloud_holders", cloud.find_holders, primary)
+                    lookups.start("onprem_holders", onprem.find_holders, primary)
+                look_alike()
+        elif name == "onprem_users":
+            ad_users = value
+            if len(value) == 1:
+                user = value[0]
+                lookups.start("anchor_owners", cloud.find_by_anchor, user.anchor, user.object_sid)
+                lookups.start(
+                    "deleted_anchor_owners",
+                    cloud.find_deleted_by_anchor,
+                    user.anchor,
+                    user.object_sid,
+                )
+                # A UPN equal to the typed address was already asked about: the cloud users
+                # holding the address include its UPN owner (saves a round trip).
+                upn = user.user_principal_name
+                if upn and not same_address(upn, address):
+                    lookups.start("upn_owner", cloud.find_user_by_upn, upn)
+                carried = _carried_addresses(user, address)
+                if carried:
+                    lookups.start("carried_holders", cloud.find_holders_of, carried)
+            look_alike()
 
     got = lookups.results
+    if len(got["onprem_users"]) == 1 and "upn_owner" not in got:
+        upn = got["onprem_users"][0].user_principal_name
+        if upn:
+            got["upn_owner"] = next(
+                (u for u in got["cloud_users"] if same_address(u.user_principal_name, upn)), None
+            )
     facts = Facts(
         address=address,
         onprem_id=onprem_id,
@@ -109,8 +154,29 @@ def check_match(
         anchor_owners=tuple(got["anchor_owners"]) if "anchor_owners" in got else None,
         upn_owner=got.get("upn_owner"),
         approved_primary=approved_primary,
+        deleted_anchor_owners=(
+            _sequence_or_unknown(got["deleted_anchor_owners"])
+            if "deleted_anchor_owners" in got
+            else None
+        ),
+        carried_holders=(
+            _sequence_or_unknown(got["carried_holders"]) if "carried_holders" in got else ()
+        ),
+        lookalikes=tuple(got.get("lookalikes", ())),
     )
     return evaluate(facts, dirs.policy)
+
+
+def _carried_addresses(user: OnPremUser, typed: str) -> tuple[str, ...]:
+    """The addresses the AD user carries now that become the cloud user's after the change:
+    its SMTP addresses, ``mail`` and UPN (the rules decide which of them count)."""
+    found: dict[str, str] = {}
+    for value in smtp_values(user.proxy_addresses):
+        found.setdefault(value.address.casefold(), value.address)
+    for text in (user.mail, user.user_principal_name):
+        if text:
+            found.setdefault(text.casefold(), text)
+    return tuple(a for k, a in found.items() if k != typed.casefold() and not is_service_domain(a))
 
 
 def _sequence_or_unknown(value: Any) -> Any:
@@ -126,11 +192,14 @@ class _Lookups:
         self._pending: dict[Future[Any], str] = {}
         self._latest: dict[str, Future[Any]] = {}
         self.results: dict[str, Any] = {}
+        #: Every name started so far.
+        self.started: set[str] = set()
 
     def start(self, name: str, fn: Callable[..., Any], *args: Any) -> None:
         future = self._executor.submit(fn, *args)
         self._pending[future] = name
         self._latest[name] = future
+        self.started.add(name)
 
     def as_completed(self) -> Iterator[tuple[str, Any]]:
         """Yield (name, result) of current lookups as they finish; may grow while iterating."""

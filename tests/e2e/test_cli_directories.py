@@ -120,4 +120,4 @@ def test_refused_credentials_exit_2_naming_the_setting_not_the_secret(samba_dc, 
     )
     assert wrong_ldap.returncode == 2
     assert "Wrong-Passw0rd!" not in wrong_ldap.stderr + wrong_ldap.stdout
-    assert "127.0.0.1:636" in wrong_ldap.stderr
+    assert f"{samba_dc.host}:636" in wrong_ldap.stderr

@@ -19,7 +19,7 @@ from bot.errors import (
 )
 from bot.models import CloudUser, Holder, ObjectKind, RoleAssignment, Tenant, Unknown
 from bot.ports import AttributeChange, ChangePlan
-from bot.rules.checks import Verdict
+from bot.rules.checks import CheckId, Status, Verdict
 from bot.rules.plan import plan_change
 from bot.services.check import Directories, check_match
 from tests.support.samba import USER_PASSWORD, AdSandbox, SambaDC
@@ -350,11 +350,12 @@ def test_a_non_smtp_proxy_or_a_longer_address_is_not_a_holder(
 
 
 def test_holders_are_searched_in_the_global_catalog_when_one_is_configured(
-    ad: AdSandbox, ad_settings: Any
+    ad: AdSandbox, ad_settings: Any, samba_dc: SambaDC
 ) -> None:
     address = ad.address("gc")
     contact = ad.add_contact(f"gc {ad.tag}", mail=address)
-    settings = ad_settings.model_copy(update={"ldap_gc_url": "ldaps://127.0.0.1:3269"})
+    # The test DC's own loopback address (127.0.0.1 unless another session holds it).
+    settings = ad_settings.model_copy(update={"ldap_gc_url": f"ldaps://{samba_dc.host}:3269"})
 
     with ActiveDirectory.from_settings(settings) as directory:
         holders = directory.find_holders(address)
@@ -565,7 +566,7 @@ def test_writing_an_object_that_was_deleted_is_not_found(
 
 
 def test_an_account_without_write_rights_gets_permission_missing_naming_the_attribute(
-    ad: AdSandbox, ad_settings: Any
+    ad: AdSandbox, ad_settings: Any, samba_dc: SambaDC
 ) -> None:
     reader_sam = ad.sam("reader")
     reader = ad.add_user(reader_sam)
@@ -580,7 +581,7 @@ def test_an_account_without_write_rights_gets_permission_missing_naming_the_attr
             directory.apply(plan_change(user, ad.address("new")))
 
     assert "mail" in str(caught.value)
-    assert "127.0.0.1:636" in str(caught.value)
+    assert f"{samba_dc.host}:636" in str(caught.value)
     assert ad.read(target, ["mail"])["mail"] == []
 
 
@@ -617,6 +618,12 @@ class _OneCloudUser:
     def find_by_anchor(self, anchor: str, sid: str | None) -> Sequence[CloudUser]:
         return []
 
+    def find_deleted_by_anchor(self, anchor: str, sid: str | None) -> Sequence[CloudUser]:
+        return []
+
+    def find_holders_of(self, addresses: Sequence[str]) -> Sequence[Holder]:
+        return []
+
     def find_user_by_upn(self, upn: str) -> CloudUser | None:
         return self.user if upn.casefold() == self.user.user_principal_name.casefold() else None
 
@@ -638,3 +645,107 @@ def test_check_match_with_this_adapter_reports_the_seeded_ad_user(
     assert report.onprem.sam_account_name == sam
     assert report.verdict is Verdict.ELIGIBLE
     assert report.plan is not None and report.plan.dn == dn
+
+
+# -- round 2: what the rules need to refuse built-ins, privileged and misnamed accounts ----
+
+
+def test_names_admin_description_and_admin_count_are_read(
+    ad: AdSandbox, active_directory: ActiveDirectory
+) -> None:
+    sam = ad.sam("jane")
+    ad.add_user(
+        sam,
+        display_name="Jane Doe",
+        extra={
+            "givenName": "Jane",
+            "sn": "Doe",
+            "adminDescription": "User_jane",
+            "adminCount": "1",
+        },
+    )
+
+    (user,) = active_directory.find_users("x@contoso.com", sam)
+
+    assert (user.given_name, user.surname) == ("Jane", "Doe")
+    assert user.admin_description == "User_jane"
+    assert user.admin_count == 1
+    assert user.critical_system_object is False
+    assert user.privileged_groups == ()
+    assert user.mail_nickname is None  # Samba has no Exchange schema
+
+
+def test_the_built_in_administrator_is_critical_and_privileged(
+    active_directory: ActiveDirectory, samba_dc: SambaDC
+) -> None:
+    (admin,) = active_directory.find_users("x@contoso.com", "Administrator")
+
+    assert admin.critical_system_object is True
+    assert {"Domain Admins", "Administrators"} <= set(admin.privileged_groups)
+
+
+def test_membership_of_a_protected_group_is_found_through_a_nested_group(
+    ad: AdSandbox, active_directory: ActiveDirectory, samba_dc: SambaDC
+) -> None:
+    sam = ad.sam("ops")
+    user_dn = ad.add_user(sam)
+    nested = ad.add_group(ad.sam("tier0"))
+    ad.add_member(nested, user_dn)
+    ad.add_member(f"CN=Domain Admins,CN=Users,{samba_dc.base_dn}", nested)
+    ad.add_member(f"CN=Backup Operators,CN=Builtin,{samba_dc.base_dn}", user_dn)
+
+    (user,) = active_directory.find_users("x@contoso.com", sam)
+
+    # Domain Admins is itself a member of the builtin Administrators: that counts too.
+    assert set(user.privileged_groups) == {"Domain Admins", "Administrators", "Backup Operators"}
+
+
+def test_a_named_krbtgt_is_found_so_the_rules_refuse_it_and_the_report_blocks(
+    active_directory: ActiveDirectory, samba_dc: SambaDC
+) -> None:
+    address = "krbtgt.round2@contoso.com"
+    dn = f"CN=krbtgt,CN=Users,{samba_dc.base_dn}"
+
+    (krbtgt,) = active_directory.find_users(address, dn)
+    report = check_match(Directories(active_directory, _OneCloudUser(address)), address, dn)
+
+    assert krbtgt.critical_system_object is True
+    assert report.verdict is Verdict.BLOCKED
+    statuses = {c.id: c.status for c in report.checks}
+    assert statuses[CheckId.ONPREM_IN_SYNC_SCOPE] is Status.FAIL
+    assert "isCriticalSystemObject" in report.check(CheckId.ONPREM_IN_SYNC_SCOPE).detail
+
+
+def test_dns_in_the_configuration_partition_or_of_other_classes_are_not_found(
+    ad: AdSandbox, active_directory: ActiveDirectory, samba_dc: SambaDC
+) -> None:
+    base = samba_dc.base_dn
+    for dn in (
+        f"CN=Partitions,CN=Configuration,{base}",
+        f"CN=Administrators,CN=Builtin,CN=Configuration,{base}",
+        f"CN=Configuration,{base}",
+        f"CN=Schema,CN=Configuration,{base}",
+        ad.ou,  # an OU is not an account
+        f"CN=Users,{base}",  # nor is a container
+    ):
+        assert active_directory.find_users("x@contoso.com", dn) == (), dn
+
+
+def test_likely_accounts_are_found_by_display_name_names_or_account_name(
+    ad: AdSandbox, active_directory: ActiveDirectory
+) -> None:
+    by_display = ad.add_user(ad.sam("ll1"), display_name=f"Lucas Li {ad.tag}")
+    by_names = ad.add_user(
+        ad.sam("ll2"), display_name="L. Li", extra={"givenName": f"Lucas{ad.tag}", "sn": "Li"}
+    )
+    by_sam = ad.add_user(ad.sam("lucas"))
+    ad.add_user(ad.sam("other"), display_name="Someone Else", extra={"givenName": "Lucas"})
+    ad.add_contact(f"Lucas Li {ad.tag}")  # a contact is not an account
+
+    found = active_directory.find_lookalikes(
+        f"Lucas Li {ad.tag}", f"Lucas{ad.tag}", "Li", ad.sam("lucas")
+    )
+
+    assert _dns(found) == {by_display.casefold(), by_names.casefold(), by_sam.casefold()}
+    assert active_directory.find_lookalikes(None, None, None, None) == ()
+    assert active_directory.find_lookalikes("*", "*", "*", "*") == ()

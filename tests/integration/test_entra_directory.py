@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 
@@ -449,6 +450,15 @@ class OneUserAD:
     def find_users(self, address: str, onprem_id: str | None) -> Sequence[OnPremUser]:
         return [self.user]
 
+    def find_lookalikes(
+        self,
+        display_name: str | None,
+        given_name: str | None,
+        surname: str | None,
+        account_name: str | None,
+    ) -> Sequence[OnPremUser]:
+        return []
+
     def find_holders(self, address: str) -> Sequence[Holder]:
         return []
 
@@ -531,3 +541,151 @@ def test_provision_on_demand_without_the_permission_names_it(
     graph.state.knobs.denied.add("provisionOnDemand")
     with pytest.raises(PermissionMissing, match=r"Synchronization\.ReadWrite\.All"):
         entra.provision_on_demand("sp1", "job1", "rule1", "CN=x,DC=contoso,DC=test")
+
+
+# -- round 2 (docs/rules.md): deleted users, names, carried addresses, hard-match flag ------
+
+
+def test_find_deleted_by_anchor_finds_only_soft_deleted_users_with_the_anchor_or_sid(
+    graph: GraphEmulator, entra: EntraDirectory
+) -> None:
+    active = graph.state.add_user("live@contoso.com", on_premises_immutable_id="QUJD")
+    ghost = graph.state.add_user("ghost@contoso.onmicrosoft.com", on_premises_immutable_id="QUJD")
+    by_sid = graph.state.add_user(
+        "sid@contoso.onmicrosoft.com", on_premises_security_identifier="S-1-5-21-1-2-3-500"
+    )
+    other = graph.state.add_user("other@contoso.onmicrosoft.com", on_premises_immutable_id="WFla")
+    for user in (ghost, by_sid, other):
+        graph.state.delete_user(user.id, when="2026-10-30T08:15:00Z")
+
+    found = entra.find_deleted_by_anchor("QUJD", "S-1-5-21-1-2-3-500")
+
+    assert isinstance(found, list)
+    assert {u.id for u in found} == {ghost.id, by_sid.id}
+    assert {u.deleted for u in found} == {"2026-10-30T08:15:00Z"}
+    assert [u.id for u in entra.find_by_anchor("QUJD", None)] == [active.id]
+    paths = {r.path for r in graph.graph_requests()}
+    assert "/v1.0/directory/deletedItems/microsoft.graph.user" in paths
+
+
+def test_find_deleted_by_anchor_is_unknown_naming_the_permission_when_denied(
+    graph: GraphEmulator, entra: EntraDirectory
+) -> None:
+    graph.state.knobs.denied.add("deletedItems")
+
+    found = entra.find_deleted_by_anchor("QUJD", None)
+
+    assert isinstance(found, Unknown)
+    assert "User.Read.All" in found.reason
+
+
+def test_cloud_users_carry_given_name_surname_and_mail_nickname(
+    graph: GraphEmulator, entra: EntraDirectory
+) -> None:
+    add_jane(graph, given_name="Jane", surname="Doe", mail_nickname="jane.doe")
+
+    (user,) = entra.find_users(JANE)
+
+    assert (user.given_name, user.surname, user.mail_nickname) == ("Jane", "Doe", "jane.doe")
+    assert user.deleted is None
+
+
+def test_holders_of_several_addresses_come_in_one_batch(
+    graph: GraphEmulator, entra: EntraDirectory
+) -> None:
+    entra.find_holders("warm@contoso.com")
+    graph.state.requests.clear()
+    jane = add_jane(graph)
+    group = graph.state.add_group("Sales", mail="sales@contoso.com")
+    contact = graph.state.add_contact("Ext", proxy_addresses=["smtp:old@contoso.com"])
+
+    holders = entra.find_holders_of(
+        [JANE, "sales@contoso.com", "old@contoso.com", "no@contoso.com"]
+    )
+
+    assert isinstance(holders, list)
+    assert {(h.kind, h.id, h.attribute) for h in holders} == {
+        (ObjectKind.USER, jane, "proxyAddresses"),
+        (ObjectKind.GROUP, group.id, "mail"),
+        (ObjectKind.CONTACT, contact.id, "proxyAddresses"),
+    }
+    assert [r.path for r in graph.graph_requests()] == ["/v1.0/$batch"]
+    assert entra.find_holders_of([]) == []
+
+
+def test_tenant_reads_the_initial_domain_and_the_hard_match_flag(
+    graph: GraphEmulator, entra: EntraDirectory
+) -> None:
+    graph.state.set_feature("blockCloudObjectTakeoverThroughHardMatchEnabled", True)
+
+    tenant = entra.tenant()
+
+    assert tenant.initial_domain == "contoso.onmicrosoft.com"
+    assert tenant.block_hard_match is True
+
+
+@pytest.mark.parametrize("stated", [True, False])
+def test_a_configured_hard_match_setting_wins_over_a_denied_read(
+    graph: GraphEmulator, graph_settings: Settings, stated: bool
+) -> None:
+    graph.state.knobs.denied.add("onPremisesSynchronization")
+    unset = EntraDirectory.from_settings(graph_settings, ca_file=graph.ca_file)
+    settings = graph_settings.model_copy(update={"smtpmatch_block_hard_match": stated})
+    directory = EntraDirectory.from_settings(settings, ca_file=graph.ca_file)
+    try:
+        hidden = unset.tenant().block_hard_match
+        assert isinstance(hidden, Unknown) and "SMTPMATCH_BLOCK_HARD_MATCH" in hidden.reason
+        assert directory.tenant().block_hard_match is stated
+    finally:
+        directory.close()
+        unset.close()
+
+
+def test_a_full_check_of_a_pending_hard_match_is_sync_pending(
+    graph: GraphEmulator, entra: EntraDirectory
+) -> None:
+    ad_user = replace(jdoe(), mail=JANE, proxy_addresses=(f"SMTP:{JANE}", "smtp:jd@contoso.com"))
+    add_jane(graph, on_premises_immutable_id=ad_user.anchor)
+    dirs = Directories(onprem=OneUserAD(ad_user), cloud=entra)  # type: ignore[arg-type]
+
+    report = check_match(dirs, JANE)
+
+    assert report.verdict is Verdict.SYNC_PENDING
+    assert report.check(CheckId.CLOUD_HARD_MATCH_ALLOWED).status is Status.PASS
+
+
+def test_a_full_check_sees_a_soft_deleted_duplicate_of_the_ad_user(
+    graph: GraphEmulator, entra: EntraDirectory
+) -> None:
+    add_jane(graph)
+    ghost = graph.state.add_user(
+        "jdoe4711@contoso.onmicrosoft.com",
+        on_premises_immutable_id=jdoe().anchor,
+        on_premises_sync_enabled=True,
+    )
+    graph.state.delete_user(ghost.id)
+    dirs = Directories(onprem=OneUserAD(jdoe()), cloud=entra)  # type: ignore[arg-type]
+
+    report = check_match(dirs, JANE)
+
+    assert report.verdict is Verdict.BLOCKED
+    check = report.check(CheckId.ONPREM_NOT_YET_SYNCED)
+    assert check.status is Status.FAIL
+    assert ghost.id in check.detail and "RESTORES" in check.detail
+
+
+def test_a_full_check_fails_when_another_user_holds_the_ad_users_current_primary(
+    graph: GraphEmulator, entra: EntraDirectory
+) -> None:
+    add_jane(graph)
+    bob = graph.state.add_user(
+        "bob@contoso.com", mail="old@contoso.com", proxy_addresses=["SMTP:old@contoso.com"]
+    )
+    ad_user = replace(jdoe(), mail="old@contoso.com", proxy_addresses=("SMTP:old@contoso.com",))
+    dirs = Directories(onprem=OneUserAD(ad_user), cloud=entra)  # type: ignore[arg-type]
+
+    report = check_match(dirs, JANE)
+
+    check = report.check(CheckId.UNIQUE_CLOUD)
+    assert check.status is Status.FAIL
+    assert bob.id in check.detail and "takes over THAT user" in check.detail

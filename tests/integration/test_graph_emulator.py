@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import ssl
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
+from bot.directories import entra
 from bot.directories.graph import encode_query
+from tests.support import graph_emulator
 from tests.support.graph_emulator import GraphEmulator
+from tests.support.graph_emulator import app as emulator_app
 
 pytestmark = pytest.mark.graph
 
@@ -115,3 +120,108 @@ def test_a_wrong_client_secret_answers_invalid_client(graph: GraphEmulator) -> N
     assert answer.status_code == 401
     assert answer.json()["error"] == "invalid_client"
     assert graph.token_requests == 1
+
+
+def test_deleted_users_are_listed_apart_with_filter_and_select_and_leave_users(
+    graph: GraphEmulator, http: httpx.Client
+) -> None:
+    ghost = graph.state.add_user("ghost@contoso.com", on_premises_immutable_id="QUJD")
+    graph.state.add_user("live@contoso.com", on_premises_immutable_id="QUJD")
+    graph.state.delete_user(ghost.id, when="2026-10-30T08:15:00Z")
+
+    deleted = get(
+        http,
+        "/directory/deletedItems/microsoft.graph.user",
+        **{
+            "$filter": "onPremisesImmutableId eq 'QUJD'",
+            "$select": "id,userPrincipalName,onPremisesImmutableId,deletedDateTime",
+        },
+    )
+    active = get(http, "/users", **{"$filter": "onPremisesImmutableId eq 'QUJD'"})
+    unknown = get(
+        http, "/directory/deletedItems/microsoft.graph.user", **{"$select": "id,noSuchProperty"}
+    )
+
+    assert deleted.status_code == 200
+    assert deleted.json()["value"] == [
+        {
+            "id": ghost.id,
+            "userPrincipalName": "ghost@contoso.com",
+            "onPremisesImmutableId": "QUJD",
+            "deletedDateTime": "2026-10-30T08:15:00Z",
+        }
+    ]
+    assert [u["userPrincipalName"] for u in active.json()["value"]] == ["live@contoso.com"]
+    assert unknown.status_code == 400
+
+
+def test_domains_mark_the_initial_domain(http: httpx.Client) -> None:
+    domains = get(http, "/domains", **{"$select": "id,isInitial"}).json()["value"]
+
+    assert [d["id"] for d in domains if d["isInitial"]] == ["contoso.onmicrosoft.com"]
+
+
+# -- every Graph path and property the adapter and the emulator name exists in Graph v1.0 ----
+
+METADATA = json.loads(
+    (Path(graph_emulator.__file__).parent / "graph_v1_metadata_extract.json").read_text()
+)
+
+
+def properties(type_name: str) -> set[str]:
+    return set(METADATA[type_name]["properties"])
+
+
+def navigation(type_name: str) -> set[str]:
+    return set(METADATA[type_name]["navigation"])
+
+
+def names(select: str) -> set[str]:
+    return set(select.split(","))
+
+
+def test_every_selected_property_exists_on_its_graph_type() -> None:
+    assert names(entra.USER_SELECT) <= properties("user")
+    assert names(entra.DELETED_USER_SELECT) <= properties("user")
+    assert names(entra.HOLDER_USER_SELECT) <= properties("user")
+    assert names(entra.HOLDER_SELECT) <= properties("group") & properties("orgContact")
+    assert names(entra.DOMAIN_SELECT) <= properties("domain")
+    assert names(entra.ROLE_SELECT) <= properties("directoryRole")
+    assert names(entra.MEMBER_GROUP_SELECT) <= properties("group")
+    assert set(entra.SYNC_FEATURES) <= properties("onPremisesDirectorySynchronizationFeature")
+    assert {"category", "propertyCausingError", "value", "occurredDateTime"} <= properties(
+        "onPremisesProvisioningError"
+    )
+    # The filters name these.
+    assert {
+        "mail",
+        "proxyAddresses",
+        "userPrincipalName",
+        "onPremisesImmutableId",
+        "onPremisesSecurityIdentifier",
+    } <= properties("user")
+    assert {"principalId", "roleDefinition"} <= properties(
+        "unifiedRoleEligibilityScheduleInstance"
+    ) | navigation("unifiedRoleEligibilityScheduleInstance")
+    assert {"principalId", "roleDefinition"} <= properties("unifiedRoleAssignment") | navigation(
+        "unifiedRoleAssignment"
+    )
+
+
+def test_every_path_the_adapter_uses_exists_in_graph() -> None:
+    assert {"users", "groups", "contacts", "domains", "directory", "roleManagement"} <= navigation(
+        "$root"
+    )
+    assert {"deletedItems", "onPremisesSynchronization"} <= navigation("directory")
+    assert "transitiveMemberOf" in navigation("user")
+    assert "mailboxSettings" in properties("user")
+    assert "directory" in navigation("roleManagement")
+    assert {"roleAssignments", "roleEligibilityScheduleInstances"} <= navigation("rbacApplication")
+    assert "features" in properties("onPremisesDirectorySynchronization")
+
+
+def test_the_emulator_serves_only_real_graph_properties() -> None:
+    assert set(emulator_app.USER_PROPERTIES) <= properties("user")
+    assert set(emulator_app.DELETED_USER_PROPERTIES) <= properties("user")
+    assert set(emulator_app.GROUP_PROPERTIES) <= properties("group")
+    assert set(emulator_app.CONTACT_PROPERTIES) <= properties("orgContact")

@@ -477,3 +477,123 @@ def test_reset_switches_the_simulator_off(
 
     assert graph.sync_webhook is None
     assert https.post(graph.sync_webhook_url, content=b"{}").status_code == 404
+
+
+# -- round 2 (docs/rules.md): what sync really does in today's tenants ------------------------
+
+
+def test_a_soft_deleted_object_with_the_anchor_is_restored_instead_of_a_match(
+    simulator: SyncSimulator, ad: AdSandbox, graph: GraphEmulator, samba_dc: SambaDC
+) -> None:
+    _address, dn, cloud_id = seed_pair(ad, graph)
+    ghost = graph.state.add_user(
+        "jane+4711@contoso.onmicrosoft.com",
+        on_premises_immutable_id=anchor_of(samba_dc, dn),
+        on_premises_sync_enabled=True,
+    )
+    graph.state.delete_user(ghost.id)
+
+    [export] = simulator.run(dn=dn)
+
+    assert export.action is ExportAction.RESTORED and export.cloud_user_id == ghost.id
+    assert ghost.id in graph.state.users and ghost.id not in graph.state.deleted_users
+    # The intended target was not matched: it still has no anchor.
+    assert graph.state.users[cloud_id].on_premises_immutable_id is None
+
+
+def test_a_soft_deleted_holder_of_the_address_does_not_block_the_soft_match(
+    simulator: SyncSimulator, ad: AdSandbox, graph: GraphEmulator
+) -> None:
+    address, dn, cloud_id = seed_pair(ad, graph)
+    old = graph.state.add_user(ad.address("old"), mail=address, proxy_addresses=[])
+    graph.state.delete_user(old.id)
+
+    [export] = simulator.run(dn=dn)
+
+    assert export.action is ExportAction.MATCHED and export.cloud_user_id == cloud_id
+
+
+def test_a_hard_match_of_a_cloud_user_holding_a_role_is_blocked(
+    simulator: SyncSimulator, ad: AdSandbox, graph: GraphEmulator, samba_dc: SambaDC
+) -> None:
+    address = ad.address("hardrole")
+    dn = ad.add_user(ad.sam("hardrole"), upn=address)
+    user = graph.state.add_user(address, on_premises_immutable_id=anchor_of(samba_dc, dn))
+    graph.state.set_roles(user.id, active=["Helpdesk Administrator"])
+
+    [export] = simulator.run(dn=dn)
+
+    assert export.action is ExportAction.BLOCKED
+    assert "MC1262584" in export.reason
+    assert graph.state.users[user.id].on_premises_sync_enabled is None
+
+
+def test_a_pending_hard_match_without_a_role_takes_the_cloud_user_over(
+    simulator: SyncSimulator, ad: AdSandbox, graph: GraphEmulator, samba_dc: SambaDC
+) -> None:
+    address = ad.address("hardok")
+    dn = ad.add_user(ad.sam("hardok"), upn=address, mail=address)
+    user = graph.state.add_user(address, on_premises_immutable_id=anchor_of(samba_dc, dn))
+
+    [export] = simulator.run(dn=dn)
+
+    assert export.action is ExportAction.UPDATED
+    assert graph.state.users[user.id].on_premises_sync_enabled is True
+
+
+def test_an_unverified_upn_suffix_becomes_mail_nickname_at_the_initial_domain(
+    simulator: SyncSimulator, ad: AdSandbox, graph: GraphEmulator
+) -> None:
+    _address, dn, cloud_id = seed_pair(ad, graph)
+    local_upn = f"{ad.sam('jane')}@contoso.local"
+    ad.set_values(dn, "userPrincipalName", [local_upn])
+    with graph.state.lock:
+        graph.state.users[cloud_id].mail_nickname = "jane.nick"
+
+    [export] = simulator.run(dn=dn)
+
+    assert export.action is ExportAction.MATCHED
+    assert graph.state.users[cloud_id].user_principal_name == "jane.nick@contoso.onmicrosoft.com"
+
+
+def test_the_cloud_account_takes_the_ad_account_s_enabled_state(
+    simulator: SyncSimulator, ad: AdSandbox, graph: GraphEmulator
+) -> None:
+    _address, dn, cloud_id = seed_pair(ad, graph)
+    with graph.state.lock:
+        graph.state.users[cloud_id].account_enabled = False  # e.g. a shared mailbox
+
+    simulator.run(dn=dn)
+
+    assert graph.state.users[cloud_id].account_enabled is True
+
+
+def test_objects_sync_never_exports_are_skipped(
+    simulator: SyncSimulator, ad: AdSandbox, graph: GraphEmulator
+) -> None:
+    address = ad.address("skip")
+    dn = ad.add_user(ad.sam("skip"), mail=address, extra={"adminDescription": "User_excluded"})
+    msol = ad.add_user(f"MSOL_{ad.tag}", mail=ad.address("msol"))
+
+    assert simulator.run(dn=dn) == []
+    assert simulator.run(dn=msol) == []
+    assert graph.state.users == {}
+
+
+def test_an_alias_another_object_holds_is_quarantined_and_the_rest_arrive(
+    simulator: SyncSimulator, ad: AdSandbox, graph: GraphEmulator
+) -> None:
+    address, dn, cloud_id = seed_pair(ad, graph)
+    kept, taken = ad.address("kept"), ad.address("taken")
+    ad.set_values(dn, "proxyAddresses", [f"SMTP:{address}", f"smtp:{kept}", f"smtp:{taken}"])
+    graph.state.add_contact("Taken", mail=taken)
+
+    [export] = simulator.run(dn=dn)
+
+    user = graph.state.users[cloud_id]
+    assert export.action is ExportAction.MATCHED
+    assert f"smtp:{kept}" in user.proxy_addresses
+    assert f"smtp:{taken}" not in user.proxy_addresses
+    assert [(e.property_causing_error, e.value) for e in export.errors] == [
+        ("ProxyAddresses", f"smtp:{taken}")
+    ]

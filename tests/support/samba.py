@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -69,7 +70,13 @@ def _free_loopback_host() -> str:
     pinned = os.environ.get("SMTPMATCH_TEST_SAMBA_HOST")
     if pinned:
         return pinned
-    for last in range(1, 60):
+    # 127.0.0.1 first (what a lone session gets), then the others in a random order: sessions
+    # starting together (several worktrees) would otherwise all pick the same next address
+    # while each provisions its DC.
+    others = list(range(2, 60))
+    random.shuffle(others)
+    order = [1, *others]
+    for last in order:
         host = f"127.0.0.{last}"
         if not any(_port_open(host, port, timeout=0.2) for port in (LDAPS_PORT, LDAP_PORT)):
             return host
@@ -176,7 +183,10 @@ class SambaDC:
             "--server-role=dc",
             "--dns-backend=NONE",
             f"--targetdir={target}",
-            f"--option=interfaces={self.host}/32",
+            # With a /8 mask Samba takes the address itself as the one to bind (its host part
+            # is not zero). A /32 is read as a network, which only works for 127.0.0.1 (the
+            # probed address of lo): on 127.0.0.2 and up Samba would listen nowhere.
+            f"--option=interfaces={self.host}/8",
             "--option=bind interfaces only=yes",
             f"--adminpass={ADMIN_PASSWORD}",
         ]
@@ -386,6 +396,11 @@ class SambaDC:
             {"sAMAccountName": f"{name}$", "userAccountControl": "4096"},
         )
 
+    def add_member(self, group_dn: str, member_dn: str) -> None:
+        """Add ``member_dn`` to the group ``group_dn`` (e.g. a built-in protected group)."""
+        if not self.connection.modify(group_dn, {"member": [(ldap3.MODIFY_ADD, [member_dn])]}):
+            raise SambaError(f"adding {member_dn} to {group_dn} failed: {self.connection.result}")
+
     def read(self, dn: str, attrs: Sequence[str]) -> dict[str, list[Any]]:
         """The named attributes of ``dn`` as lists of values (absent attributes: empty list)."""
         conn = self.connection
@@ -458,6 +473,10 @@ class AdSandbox:
         """:meth:`SambaDC.add_computer` in this OU."""
         kwargs.setdefault("ou", self.ou)
         return self.dc.add_computer(name, **kwargs)
+
+    def add_member(self, group_dn: str, member_dn: str) -> None:
+        """:meth:`SambaDC.add_member` (a member deleted with the sandbox leaves the group)."""
+        self.dc.add_member(group_dn, member_dn)
 
     def add_ou(self, name: str) -> str:
         """A child OU of this sandbox."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import InvalidInput
+from bot.models import ProxyAddress, is_service_domain, smtp_values
 from bot.rules.address import parse_address, primary_smtp
 
 
@@ -44,3 +45,39 @@ def test_the_primary_is_the_uppercase_smtp_value_else_mail() -> None:
     assert primary_smtp(("smtp:a@x.com", "SMTP:b@x.com"), "c@x.com") == "b@x.com"
     assert primary_smtp(("smtp:a@x.com",), "c@x.com") == "c@x.com"
     assert primary_smtp((), "c@x.onmicrosoft.com") is None
+
+
+# -- ProxyAddress: the one place proxyAddresses values are parsed -------------------------
+
+
+def test_a_proxy_address_tells_primary_secondary_and_other_types_apart() -> None:
+    primary, alias, x500, bare = map(
+        ProxyAddress.parse, ["SMTP:Jane@contoso.com", "smtp:jd@contoso.com", "X500:/o=x", "a@b.c"]
+    )
+
+    assert (primary.primary, primary.is_smtp, primary.address) == (True, True, "Jane@contoso.com")
+    assert (alias.primary, alias.is_smtp) == (False, True)
+    assert (x500.is_smtp, x500.primary, str(x500)) == (False, False, "X500:/o=x")
+    assert (bare.prefix, bare.is_smtp, str(bare)) == ("", False, "a@b.c")
+    assert primary.holds("jane@CONTOSO.com") and not x500.holds("/o=x")
+    assert str(primary.demoted()) == "smtp:Jane@contoso.com"
+    assert str(ProxyAddress.smtp("x@y.z", primary=True)) == "SMTP:x@y.z"
+    assert [str(v) for v in smtp_values(["X500:/o=x", "smtp:a@b.c", "SMTP:c@d.e"])] == [
+        "smtp:a@b.c",
+        "SMTP:c@d.e",
+    ]
+
+
+def test_service_domains_are_recognised() -> None:
+    assert is_service_domain("jane@contoso.onmicrosoft.com")
+    assert is_service_domain("jane@Contoso.MicrosoftOnline.com")
+    assert not is_service_domain("jane@contoso.com")
+    assert not is_service_domain("jane@notonmicrosoft.com")
+
+
+def test_a_cloud_primary_in_the_service_domain_is_still_its_primary() -> None:
+    # The rules refuse it (cloud.address_is_primary); primary_smtp must not hide it.
+    assert (
+        primary_smtp(("smtp:jane@contoso.com", "SMTP:jane@contoso.onmicrosoft.com"), None)
+        == "jane@contoso.onmicrosoft.com"
+    )

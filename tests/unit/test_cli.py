@@ -24,6 +24,14 @@ DEMO_TABLE = [
     ("gina.guest@contoso.com", "blocked", "cloud.member_user", "fail"),
     ("paul.primary@contoso.com", "eligible", None, None),
     ("jane.doe@contoso.com", "eligible", "cloud.address_is_primary", "warn"),
+    # Round 2 (docs/rules.md): one demo account per new outcome.
+    ("rita@contoso.com", "eligible", None, None),
+    ("hank.hard@contoso.com", "sync_pending", "cloud.hard_match_allowed", "pass"),
+    ("olga.onms@contoso.com", "blocked", "cloud.address_is_primary", "fail"),
+    ("dora.deleted@contoso.com", "blocked", "onprem.not_yet_synced", "fail"),
+    ("nora.new@contoso.com", "needs_account", "onprem.user_found", "fail"),
+    ("lucas@contoso.com", "needs_input", "onprem.user_found", "fail"),
+    ("adam.ops@contoso.com", "blocked", "onprem.not_privileged", "fail"),
 ]
 
 
@@ -57,7 +65,11 @@ def test_jane_is_eligible_and_the_plan_sets_mail_and_proxy_addresses(capsys) -> 
     assert all(c["status"] in ("pass", "skip") for c in report["checks"])
     changes = {c["attribute"]: c for c in report["plan"]["changes"]}
     assert changes["mail"] == {"attribute": "mail", "before": None, "after": "jane@contoso.com"}
-    assert changes["proxyAddresses"]["after"] == ["SMTP:jane@contoso.com"]
+    # Revised rules: the plan carries the cloud alias jane.doe@ (it used to be dropped).
+    assert changes["proxyAddresses"]["after"] == [
+        "SMTP:jane@contoso.com",
+        "smtp:jane.doe@contoso.com",
+    ]
     assert report["plan"]["dn"] == report["onprem"]["dn"]
 
 
@@ -82,6 +94,51 @@ def test_chris_lists_both_ad_candidates_and_naming_one_makes_it_eligible(capsys)
     assert "chris" in detail and "cbrown" in detail
     _, named = run_json(capsys, "chris@contoso.com", "--onprem", "cbrown")
     assert named["verdict"] == "eligible"
+
+
+def test_rita_s_plan_carries_every_cloud_alias_and_the_json_plan_is_a_modify(capsys) -> None:
+    _, report = run_json(capsys, "rita@contoso.com")
+    assert report["plan"]["action"] == "modify"
+    proxies = {c["attribute"]: c for c in report["plan"]["changes"]}["proxyAddresses"]
+    assert proxies["after"] == [
+        "SMTP:rita@contoso.com",
+        "smtp:rita.rich@contoso.com",
+        "smtp:r.rich@contoso.com",
+        "smtp:sales.emea@contoso.com",
+    ]
+    assert all("onmicrosoft" not in value for value in proxies["after"])
+
+
+def test_hank_s_pending_hard_match_is_sync_pending_not_already_matched(capsys) -> None:
+    _, report = run_json(capsys, "hank.hard@contoso.com")
+    assert report["plan"] is None
+    assert "hard-match" in report["summary"]
+
+
+def test_dora_s_soft_deleted_duplicate_is_named_with_the_remedy(capsys) -> None:
+    _, report = run_json(capsys, "dora.deleted@contoso.com")
+    check = {c["id"]: c for c in report["checks"]}["onprem.not_yet_synced"]
+    assert "dora.deleted4711@contoso.onmicrosoft.com" in check["detail"]
+    assert "Hard-delete" in check["remediation"]
+
+
+def test_nora_needs_an_account_and_creation_is_not_offered_yet(capsys) -> None:
+    _, report = run_json(capsys, "nora.new@contoso.com")
+    assert report["plan"] is None
+    assert "SMTPMATCH_CREATE_OU" in report["summary"]
+
+
+def test_lucas_s_likely_account_under_another_name_is_named(capsys) -> None:
+    _, report = run_json(capsys, "lucas@contoso.com")
+    assert [c["sAMAccountName"] for c in report["candidates"]] == ["lli"]
+    assert report["plan"] is None
+
+
+def test_a_named_account_that_is_not_the_person_is_blocked(capsys) -> None:
+    _, report = run_json(capsys, "ceo@contoso.com", "--onprem", "mallory.test")
+    assert report["verdict"] == "blocked"
+    statuses = {c["id"]: c["status"] for c in report["checks"]}
+    assert statuses["onprem.same_person"] == "fail"
 
 
 def test_mia_has_no_plan(capsys) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.rules.plan import plan_change, plan_proxy_addresses
+from bot.rules.plan import cloud_aliases, plan_change, plan_proxy_addresses
 from tests.unit.builders import onprem_user
 
 
@@ -62,4 +62,31 @@ def test_the_inverse_restores_the_before_values() -> None:
     assert [(c.attribute, c.after) for c in back.changes] == [
         ("mail", ("old@contoso.com",)),
         ("proxyAddresses", ("SMTP:old@contoso.com",)),
+    ]
+
+
+def test_cloud_aliases_are_added_once_without_service_domain_ones() -> None:
+    aliases = cloud_aliases(
+        (
+            "SMTP:jane@contoso.com",
+            "smtp:jd@contoso.com",
+            "smtp:JD@contoso.com",
+            "smtp:jane@contoso.onmicrosoft.com",
+            "SIP:jane@contoso.com",
+        ),
+        "jane@contoso.com",
+    )
+    after = plan_proxy_addresses(
+        ("smtp:old@contoso.com", "smtp:JD@Contoso.com"), "jane@contoso.com", aliases
+    )
+
+    assert aliases == ("jd@contoso.com",)
+    assert after == ("SMTP:jane@contoso.com", "smtp:old@contoso.com", "smtp:JD@Contoso.com")
+
+
+def test_an_ad_user_lacking_only_an_alias_gets_just_the_alias_added() -> None:
+    user = onprem_user(mail="jane@contoso.com", proxy_addresses=("SMTP:jane@contoso.com",))
+    plan = plan_change(user, "jane@contoso.com", ("jd@contoso.com",))
+    assert [(c.attribute, c.after) for c in plan.changes] == [
+        ("proxyAddresses", ("SMTP:jane@contoso.com", "smtp:jd@contoso.com"))
     ]

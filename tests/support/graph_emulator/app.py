@@ -53,7 +53,12 @@ USER_PROPERTIES = (
     "onPremisesSyncEnabled",
     "onPremisesSecurityIdentifier",
     "onPremisesProvisioningErrors",
+    "givenName",
+    "surname",
+    "mailNickname",
 )
+#: Properties of a soft-deleted user (``deletedDateTime`` exists on every directoryObject).
+DELETED_USER_PROPERTIES = (*USER_PROPERTIES, "deletedDateTime")
 # Graph's default property set for users leaves out proxyAddresses and every on-prem property:
 # those come back only when named in $select.
 USER_DEFAULT = ("id", "userPrincipalName", "displayName", "mail")
@@ -113,7 +118,7 @@ def endpoint_key(path: str) -> str:
 
     ``users``, ``user``, ``mailboxSettings``, ``transitiveMemberOf``,
     ``roleEligibilityScheduleInstances``, ``roleAssignments``, ``groups``, ``contacts``,
-    ``domains``, ``onPremisesSynchronization``.
+    ``domains``, ``onPremisesSynchronization``, ``deletedItems``.
     """
     parts = [p for p in path.split("/") if p]
     if not parts:
@@ -124,6 +129,8 @@ def endpoint_key(path: str) -> str:
         if len(parts) == 2:
             return "user"
         return parts[2]
+    if parts[0] == "directory" and len(parts) > 1 and parts[1] == "deletedItems":
+        return "deletedItems"
     if parts[0] in ("roleManagement", "directory"):
         return parts[-1]
     return parts[0]
@@ -502,6 +509,24 @@ class GraphApp:
                         "accountEnabled",
                     ),
                 )
+            case ["directory", "deletedItems", "microsoft.graph.user"]:
+                # The directory's recycle bin, cast to users: same $filter and $select as
+                # /users (documented for deletedItems), plus deletedDateTime.
+                deleted = [u.to_json() for u in state.deleted_users.values()]
+                return self.collection(
+                    query,
+                    deleted,
+                    DELETED_USER_PROPERTIES,
+                    ("id", "userPrincipalName", "displayName", "mail", "deletedDateTime"),
+                    "directoryObjects",
+                    filterable=(
+                        "mail",
+                        "userPrincipalName",
+                        "onPremisesImmutableId",
+                        "onPremisesSecurityIdentifier",
+                        "displayName",
+                    ),
+                )
             case ["users", user_ref]:
                 user = self.find_user(user_ref)
                 if user is None:
@@ -604,16 +629,20 @@ class GraphApp:
                     filterable=("mail", "displayName"),
                 )
             case ["domains"]:
+                initial = min(
+                    (d for d in state.domains if d.endswith(".onmicrosoft.com")), default=None
+                )
                 domains = [
                     {
                         "id": name,
                         "isVerified": verified,
                         "isDefault": name == "contoso.com",
+                        "isInitial": name == initial,
                         "authenticationType": "Managed",
                     }
                     for name, verified in state.domains.items()
                 ]
-                props = ("id", "isVerified", "isDefault", "authenticationType")
+                props = ("id", "isVerified", "isDefault", "isInitial", "authenticationType")
                 return self.collection(query, domains, props, props, "domains", filterable=())
             case ["directory", "onPremisesSynchronization"]:
                 # The list form answers a collection with one entry per tenant (documented).

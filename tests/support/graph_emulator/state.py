@@ -73,6 +73,11 @@ class EmulatedUser:
     roles: list[str] = field(default_factory=list)
     #: PIM-eligible directory roles.
     eligible_roles: list[str] = field(default_factory=list)
+    given_name: str | None = None
+    surname: str | None = None
+    mail_nickname: str | None = None
+    #: Set when the user is soft-deleted (in the directory's recycle bin).
+    deleted_date_time: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Every property the emulator knows, in Graph's names."""
@@ -90,6 +95,10 @@ class EmulatedUser:
             "onPremisesProvisioningErrors": [
                 e.to_json() for e in self.on_premises_provisioning_errors
             ],
+            "givenName": self.given_name,
+            "surname": self.surname,
+            "mailNickname": self.mail_nickname,
+            "deletedDateTime": self.deleted_date_time,
         }
 
 
@@ -174,6 +183,8 @@ class GraphState:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.users: dict[str, EmulatedUser] = {}
+        #: Soft-deleted users (``/directory/deletedItems``), restorable for 30 days.
+        self.deleted_users: dict[str, EmulatedUser] = {}
         self.groups: dict[str, EmulatedGroup] = {}
         self.contacts: dict[str, EmulatedContact] = {}
         #: Domain name -> isVerified.
@@ -189,6 +200,7 @@ class GraphState:
         """Back to an empty tenant with ``contoso.com`` verified and default flags."""
         with self.lock:
             self.users.clear()
+            self.deleted_users.clear()
             self.groups.clear()
             self.contacts.clear()
             self.domains = {"contoso.com": True, "contoso.onmicrosoft.com": True}
@@ -217,6 +229,9 @@ class GraphState:
         on_premises_sync_enabled: bool | None = None,
         on_premises_security_identifier: str | None = None,
         id: str | None = None,
+        given_name: str | None = None,
+        surname: str | None = None,
+        mail_nickname: str | None = None,
     ) -> EmulatedUser:
         """Create a user and return it (mutate it freely under ``state.lock``)."""
         user = EmulatedUser(
@@ -231,10 +246,30 @@ class GraphState:
             on_premises_immutable_id=on_premises_immutable_id,
             on_premises_sync_enabled=on_premises_sync_enabled,
             on_premises_security_identifier=on_premises_security_identifier,
+            given_name=given_name,
+            surname=surname,
+            mail_nickname=mail_nickname or user_principal_name.split("@")[0],
         )
         with self.lock:
             self.users[user.id] = user
         return user
+
+    def delete_user(self, user_id: str, when: str = "2026-11-01T09:00:00Z") -> EmulatedUser:
+        """Soft-delete a user: it leaves ``/users`` (and stops holding its addresses) and
+        appears in ``/directory/deletedItems/microsoft.graph.user``."""
+        with self.lock:
+            user = self.users.pop(user_id)
+            user.deleted_date_time = when
+            self.deleted_users[user.id] = user
+            return user
+
+    def restore_user(self, user_id: str) -> EmulatedUser:
+        """Restore a soft-deleted user with its properties (as sync does for an anchor)."""
+        with self.lock:
+            user = self.deleted_users.pop(user_id)
+            user.deleted_date_time = None
+            self.users[user.id] = user
+            return user
 
     def add_group(
         self,

@@ -1,13 +1,22 @@
 """A directory sync simulator for the Graph emulator: it reads the Samba AD and exports users
 into the emulated tenant the way Entra ID's sync service matches and provisions them.
 
-What it follows (RULES.md, "What SMTP matching is" and "After the change", and Microsoft's
-documents named in the comments):
+What it follows (docs/rules.md, and Microsoft's documents named in the comments):
 
 - The source anchor is ``mS-DS-ConsistencyGuid`` when set, else ``objectGUID``; Entra Connect
   1.1.524+ writes objectGUID back into an empty ConsistencyGuid ("Microsoft Entra Connect:
   Design concepts", *Using ms-DS-ConsistencyGuid as sourceAnchor*). ``onPremisesImmutableId`` is
   the Base64 of the 16 raw bytes as LDAP returns them.
+- Objects sync never exports ("Microsoft Entra Connect Sync: Understanding the default
+  configuration"): ``isCriticalSystemObject``, ``adminDescription`` starting ``User_``, and
+  ``sAMAccountName`` starting ``AAD_`` or ``MSOL_``.
+- A soft-deleted cloud object carrying the anchor is RESTORED and updated from AD instead of
+  anything else ("Microsoft Entra Connect Sync: Understanding and using the recycle bin").
+- Hard-match takeover blocks: ``blockCloudObjectTakeoverThroughHardMatchEnabled``, and since
+  June 2026 any active Entra role of the cloud user (message center MC1262584).
+- The UPN: a suffix that is not a verified domain gives ``<mailNickname>@<initial domain>``
+  ("Microsoft Entra UserPrincipalName population"). ``accountEnabled`` follows AD's
+  ``userAccountControl``.
 - Matching order for an exported object ("Microsoft Entra Connect: When you have an existing
   tenant", *Sync with existing users in Microsoft Entra ID*): a hard match on the source anchor;
   for an object sync has not exported before, a soft match on the primary SMTP address, then
@@ -74,9 +83,14 @@ _USER_ATTRIBUTES = (
     "userPrincipalName",
     "sAMAccountName",
     "displayName",
+    "userAccountControl",
+    "mailNickname",
 )
-# Sync exports people, not computers, and never the domain's built-in system accounts.
-_USER_FILTER = "(&(objectCategory=person)(objectClass=user)(!(isCriticalSystemObject=TRUE)))"
+# Sync exports people, not computers, and never the objects its default rules leave out.
+_USER_FILTER = (
+    "(&(objectCategory=person)(objectClass=user)(!(isCriticalSystemObject=TRUE))"
+    "(!(adminDescription=User_*))(!(sAMAccountName=AAD_*))(!(sAMAccountName=MSOL_*)))"
+)
 
 
 class ExportAction(StrEnum):
@@ -90,6 +104,8 @@ class ExportAction(StrEnum):
     CREATED = "created"
     #: Nothing was written (e.g. cloud object takeover through hard match is blocked).
     BLOCKED = "blocked"
+    #: A soft-deleted cloud object carrying the anchor was restored and updated from AD.
+    RESTORED = "restored"
 
 
 @dataclass(frozen=True)
@@ -122,6 +138,8 @@ class AdObject:
     display_name: str | None
     mail: str | None
     proxy_addresses: tuple[str, ...]
+    enabled: bool = True
+    mail_nickname: str | None = None
 
     @property
     def primary_smtp(self) -> str | None:
@@ -303,6 +321,7 @@ class SyncSimulator:
             return None
         consistency = _first(raw, _CONSISTENCY_GUID) or None
         sid = _first(raw, "objectSid")
+        uac = _text(_first(raw, "userAccountControl"))
         return AdObject(
             dn=dn,
             anchor=base64.b64encode(consistency or guid).decode("ascii"),
@@ -314,6 +333,8 @@ class SyncSimulator:
             display_name=_text(_first(raw, "displayName")),
             mail=_text(_first(raw, "mail")),
             proxy_addresses=tuple(t for v in _all(raw, "proxyAddresses") if (t := _text(v))),
+            enabled=not (int(uac) & 0x2) if uac else True,
+            mail_nickname=_text(_first(raw, "mailNickname")),
         )
 
     # -- the export -----------------------------------------------------------------------
@@ -340,6 +361,22 @@ class SyncSimulator:
         for user in state.users.values():
             if user.on_premises_immutable_id == obj.anchor:  # Base64: case matters
                 return self._hard_match(obj, user)
+        # (a') A soft-deleted object with the anchor is restored rather than anything else:
+        # typically the quarantined duplicate an earlier failed attempt left behind.
+        for user in list(state.deleted_users.values()):
+            if user.on_premises_immutable_id == obj.anchor:
+                restored = state.restore_user(user.id)
+                errors = self._take_over_values(obj, restored)
+                return SimulatedExport(
+                    obj.dn,
+                    obj.anchor,
+                    ExportAction.RESTORED,
+                    restored.id,
+                    f"the soft-deleted {restored.user_principal_name} carries the anchor and was "
+                    "restored instead of a match",
+                    matched_on="sourceAnchor",
+                    errors=tuple(errors),
+                )
 
         blocked: list[str] = []
         # (b) Soft match on the primary SMTP address: only the primary value counts on the
@@ -428,6 +465,19 @@ class SyncSimulator:
                 f"(blockCloudObjectTakeoverThroughHardMatchEnabled) for {user.user_principal_name}",
                 matched_on="sourceAnchor",
             )
+        roles = self.active_roles(user) if takeover else []
+        if roles:
+            # Since June 2026 Entra ID refuses the hard match of a cloud user holding Entra
+            # roles (MC1262584); nothing is written.
+            return SimulatedExport(
+                obj.dn,
+                obj.anchor,
+                ExportAction.BLOCKED,
+                None,
+                f"hard match of {user.user_principal_name} is blocked: it holds "
+                f"{', '.join(roles)} (MC1262584)",
+                matched_on="sourceAnchor",
+            )
         user.on_premises_sync_enabled = True
         user.on_premises_security_identifier = obj.sid
         errors = self._take_over_values(obj, user)
@@ -446,11 +496,12 @@ class SyncSimulator:
         cloud's (Exchange Online keeps the user's onmicrosoft.com addresses), except values
         another object holds, which are quarantined."""
         errors: list[ProvisioningErrorEntry] = []
-        if obj.upn and not _same(obj.upn, user.user_principal_name):
-            if self._upn_taken(obj.upn, user):
-                errors.append(self._error("UserPrincipalName", obj.upn))
+        upn = self._cloud_upn(obj, user)
+        if upn and not _same(upn, user.user_principal_name):
+            if self._upn_taken(upn, user):
+                errors.append(self._error("UserPrincipalName", upn))
             else:
-                user.user_principal_name = obj.upn
+                user.user_principal_name = upn
         kept = [p for p in user.proxy_addresses if _is_onmicrosoft(p.split(":", 1)[-1])]
         proxies, quarantined = self._split_quarantined(obj.cloud_proxy_addresses(), user)
         errors += [self._error("ProxyAddresses", p) for p in quarantined]
@@ -459,13 +510,14 @@ class SyncSimulator:
         user.mail = primary
         if obj.display_name:
             user.display_name = obj.display_name
+        user.account_enabled = obj.enabled
         # A later export replaces the errors of the earlier one: resolved conflicts vanish.
         user.on_premises_provisioning_errors = errors
         return errors
 
     def _create(self, obj: AdObject, blocked: Sequence[str]) -> SimulatedExport:
         errors: list[ProvisioningErrorEntry] = []
-        wanted_upn = obj.upn or f"{obj.sam}@{self._initial_domain()}"
+        wanted_upn = self._cloud_upn(obj, None) or f"{obj.sam}@{self._initial_domain()}"
         upn = wanted_upn
         if self._upn_taken(wanted_upn, None):
             upn = self._placeholder_upn(wanted_upn)
@@ -484,6 +536,7 @@ class SyncSimulator:
             on_premises_provisioning_errors=errors,
             # A new synced user has no licence, so no Exchange Online mailbox yet.
             has_mailbox=False,
+            account_enabled=obj.enabled,
         )
         self.state.users[user.id] = user
         why = "; ".join(blocked) if blocked else "no cloud object matched"
@@ -538,6 +591,19 @@ class SyncSimulator:
             else:
                 kept.append(proxy)
         return kept, quarantined
+
+    def _cloud_upn(self, obj: AdObject, user: EmulatedUser | None) -> str | None:
+        """The UPN Entra ID gives the object: AD's, or ``<mailNickname>@<initial domain>`` when
+        AD's suffix is not a verified domain of the tenant (the mailNickname is AD's, else the
+        cloud user's, else the UPN prefix)."""
+        if not obj.upn:
+            return None
+        suffix = obj.upn.rsplit("@", 1)[-1].casefold()
+        verified = {d.casefold() for d, ok in self.state.domains.items() if ok}
+        if suffix in verified:
+            return obj.upn
+        nickname = obj.mail_nickname or (user.mail_nickname if user else None)
+        return f"{nickname or obj.upn.split('@', 1)[0]}@{self._initial_domain()}"
 
     def _upn_taken(self, upn: str, owner: EmulatedUser | None) -> bool:
         return bool(self._holders(upn, exclude=owner))
