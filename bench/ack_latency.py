@@ -26,8 +26,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bot.bootstrap import build_bot
 from bot.directories.demo import build_demo_directories
-from bot.server import build_bot, build_http_app
+from bot.server import build_http_app
 from bot.services.check import Directories
 from bot.settings import Settings
 from bot.store.repository import Store

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
 
+from bot.domain import AuditEventName, AuditNote, MatchRequest
 from bot.errors import ConcurrentModification, DirectoryError
+from bot.ports import ApprovalBoard, RequestStore, TeamDirectory
 from bot.rules.checks import Report, Verdict
-from bot.rules.codec import plan_from_dict, plan_to_dict, report_to_dict
+from bot.rules.codec import plan_to_dict
 from bot.rules.requests import (
     OPEN_STATES,
     TERMINAL_STATES,
@@ -27,17 +28,11 @@ from bot.rules.requests import (
     decision_transition,
 )
 from bot.services.check import Directories, check_match
-from bot.store.repository import AuditNote, MatchRequest, Store
 
 log = logging.getLogger(__name__)
+E = AuditEventName
 
-
-class TeamDirectory(Protocol):
-    """Who belongs to a Slack user group (resolved at click time, never cached long)."""
-
-    def group_members(self, group_id: str) -> Collection[str]:
-        """User ids in the user group ``group_id``."""
-        ...
+__all__ = ["TeamDirectory"]  # re-exported: callers named it here before it moved to the ports
 
 
 class Outcome(StrEnum):
@@ -58,17 +53,35 @@ class Outcome(StrEnum):
     REQUESTED = "requested"
 
 
+class NoBoard:
+    """No approvers' channel: requests are stored but not posted anywhere."""
+
+    def post(self, request: MatchRequest) -> tuple[str, str] | None:
+        """Nothing to post to."""
+        return None
+
+    def show(self, request: MatchRequest) -> None:
+        """Nothing to update."""
+
+
+#: Something to do once a match was applied (start the sync watch, tell people).
+AppliedListener = Callable[[MatchRequest], None]
+
+
 @dataclass
 class RequestServices:
-    """What the request use cases need: directories, store, approvers, clock."""
+    """What the request use cases need: directories, store, approvers, clock, and where
+    requests are shown. Built by the composition root (:mod:`bot.bootstrap`)."""
 
     dirs: Directories
-    store: Store
+    store: RequestStore
     approvers: tuple[str, ...] = ()
     ttl: timedelta = timedelta(hours=24)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    #: Called with each applied request (the sync watcher hooks in here).
-    on_applied: Callable[[MatchRequest], None] | None = None
+    board: ApprovalBoard = field(default_factory=NoBoard)
+    #: The "a match was applied" event: each listener is called once per applied request,
+    #: after the write is recorded; a listener's fault is logged and does not hide the write.
+    applied_listeners: Sequence[AppliedListener] = ()
 
 
 @dataclass(frozen=True)
@@ -110,7 +123,7 @@ def check_for(
     """
     report = check_match(svc.dirs, address, onprem_id)
     event = svc.store.append_audit(
-        "checked",
+        E.CHECKED,
         actor=actor,
         details={
             "address": report.address,
@@ -130,7 +143,7 @@ def load_check(svc: RequestServices, check_id: str, actor: str) -> tuple[str, st
     """
     stale = "This report is no longer valid; run `/smtpmatch` again."
     event = svc.store.get_audit(int(check_id)) if check_id.isdigit() else None
-    if event is None or event.event != "checked":
+    if event is None or event.event != E.CHECKED:
         return stale
     if event.actor != actor:
         return "Only the person who ran this check can request approval for it."
@@ -202,15 +215,15 @@ def request_match(
         cloud_user_id=report.cloud.id,
         cloud_upn=report.cloud.user_principal_name,
         anchor=report.onprem.anchor,
-        plan=plan_to_dict(report.plan),
-        report=report_to_dict(report),
+        plan=report.plan,
+        report=report,
         requester_id=requester_id,
         requester_name=requester_name,
         reason=reason,
         requester_channel=requester_channel,
         expires_at=svc.clock() + svc.ttl,
         audit=AuditNote(
-            "requested",
+            E.REQUESTED,
             requester_id,
             {"address": report.address, "dn": report.onprem.dn, "reason": reason},
         ),
@@ -238,7 +251,7 @@ def authorize_decision(
         return Result(Outcome.NOT_FOUND, message="This request does not exist (any more).")
     if actor == request.requester_id:
         svc.store.append_audit(
-            f"{action}_refused", request_id=request.id, actor=actor, details={"why": "requester"}
+            E(f"{action}_refused"), request_id=request.id, actor=actor, details={"why": "requester"}
         )
         return Result(
             Outcome.REFUSED_SELF,
@@ -247,7 +260,7 @@ def authorize_decision(
         )
     if not is_approver(svc, actor, team):
         svc.store.append_audit(
-            f"{action}_refused",
+            E(f"{action}_refused"),
             request_id=request.id,
             actor=actor,
             details={"why": "not an approver"},
@@ -263,7 +276,7 @@ def authorize_decision(
 def _expire_if_due(svc: RequestServices, request: MatchRequest) -> Result | None:
     if request.state is RequestState.PENDING and request.expires_at <= svc.clock():
         expired = svc.store.transition(
-            request.id, [RequestState.PENDING], RequestState.EXPIRED, audit=AuditNote("expired")
+            request.id, [RequestState.PENDING], RequestState.EXPIRED, audit=AuditNote(E.EXPIRED)
         )
         current = expired or svc.store.get_request(request.id)
         return Result(Outcome.EXPIRED, request=current, message="This request has expired.")
@@ -276,7 +289,7 @@ def _stale(svc: RequestServices, request_id: str) -> Result:
     return Result(Outcome.STALE, request=current, message=f"This request is already {state}.")
 
 
-_DECIDED = {Decision.APPROVE: "approved", Decision.REJECT: "rejected"}
+_DECIDED = {Decision.APPROVE: E.APPROVED, Decision.REJECT: E.REJECTED}
 
 
 def _decide(
@@ -340,7 +353,7 @@ def _release(
         request.id,
         [RequestState.APPROVING],
         RequestState.PENDING,
-        audit=AuditNote("approval_aborted", actor, {"error": str(exc), "reference": reference}),
+        audit=AuditNote(E.APPROVAL_ABORTED, actor, {"error": str(exc), "reference": reference}),
         decided_by=None,
         decided_at=None,
     )
@@ -365,7 +378,7 @@ def _fail(
         request.id,
         [RequestState.APPROVING],
         RequestState.FAILED,
-        audit=AuditNote("apply_refused", actor, {"why": why}),
+        audit=AuditNote(E.APPLY_REFUSED, actor, {"why": why}),
         decision_reason=why,
     )
     return Result(outcome, request=failed, report=report, message=why)
@@ -387,7 +400,7 @@ def _apply(svc: RequestServices, request: MatchRequest, actor: str) -> Result:
             + ". Nothing was changed."
         )
         return _fail(svc, request, actor, Outcome.RECHECK_BLOCKED, why, report)
-    if plan_to_dict(report.plan) != request.plan:
+    if report.plan != request.plan:
         why = (
             "The AD user's mail or proxyAddresses changed since the request, so the change is no "
             "longer the one that was approved. Nothing was changed; check again and re-request."
@@ -407,12 +420,15 @@ def _apply(svc: RequestServices, request: MatchRequest, actor: str) -> Result:
         request.id,
         [RequestState.APPROVING],
         RequestState.APPLIED,
-        audit=AuditNote("applied", actor, plan_to_dict(applied)),
-        applied=plan_to_dict(applied),
+        audit=AuditNote(E.APPLIED, actor, plan_to_dict(applied)),
+        applied=applied,
     )
     assert done is not None  # we hold the APPROVING claim: nobody else can move it
-    if svc.on_applied is not None:
-        svc.on_applied(done)
+    for listener in svc.applied_listeners:
+        try:
+            listener(done)
+        except Exception:  # the write is done and recorded; a listener must not hide that
+            log.exception("a listener of applied request %s failed", done.id)
     return Result(Outcome.APPLIED, request=done, report=report, message="Applied.")
 
 
@@ -433,7 +449,7 @@ def revert_request(
     from_states, to_state = decision_transition(Decision.REVERT)
     if request.state not in from_states or request.applied is None:
         return _stale(svc, request_id)
-    inverse = plan_from_dict(request.applied).inverse()
+    inverse = request.applied.inverse()
     try:
         restored = svc.dirs.onprem.apply(inverse)
     except ConcurrentModification as exc:
@@ -456,7 +472,7 @@ def revert_request(
         request_id,
         from_states,
         to_state,
-        audit=AuditNote("reverted", actor, plan_to_dict(restored)),
+        audit=AuditNote(E.REVERTED, actor, plan_to_dict(restored)),
         decided_by=actor,
         decided_at=svc.clock(),
     )
@@ -471,5 +487,114 @@ def expire_requests(svc: RequestServices) -> list[MatchRequest]:
     """Expire every pending request past its deadline; returns those this call expired."""
     expired = svc.store.expire_due(svc.clock())
     for request in expired:
-        svc.store.append_audit("expired", request_id=request.id)
+        svc.store.append_audit(E.EXPIRED, request_id=request.id)
+    return expired
+
+
+# -- showing requests where the approvers work ---------------------------------------------
+
+
+def show_current_state(store: RequestStore, board: ApprovalBoard, request_id: str) -> None:
+    """Make the request's approval message show its latest state.
+
+    The state is reloaded from the store, and again after the update: the watcher or another
+    replica may settle the request while a (possibly retried) update is on its way, and the
+    message must end showing the latest state, not the one this caller happened to hold.
+    """
+    shown: int | None = None
+    for _ in range(3):
+        current = store.get_request(request_id)
+        if current is None or current.version == shown:
+            return
+        if not (current.approval_channel and current.approval_ts):
+            return
+        board.show(current)
+        shown = current.version
+
+
+def submit_request(
+    svc: RequestServices,
+    *,
+    check_id: str,
+    requester_id: str,
+    requester_name: str | None,
+    reason: str | None,
+) -> Result:
+    """The requester confirmed "Request approval" on a recorded check: check again, store the
+    request and post it to the approvers.
+
+    Returns:
+        ``REQUESTED`` with the posted request, ``NOT_ELIGIBLE`` with the fresh report, or
+        ``STALE`` when the check cannot be used (too old, someone else's).
+    """
+    target = load_check(svc, check_id, requester_id)
+    if isinstance(target, str):
+        return Result(Outcome.STALE, message=target)
+    address, dn = target
+    result = request_match(
+        svc,
+        address=address,
+        onprem_id=dn,
+        requester_id=requester_id,
+        requester_name=requester_name,
+        reason=reason,
+        requester_channel=requester_id,
+    )
+    if result.request is None:
+        return result
+    posted = svc.board.post(result.request)
+    if posted is None:
+        return result
+    channel, ts = posted
+    request = svc.store.update_fields(result.request.id, approval_channel=channel, approval_ts=ts)
+    return Result(Outcome.REQUESTED, request=request, report=result.report)
+
+
+def prepare_rejection(
+    svc: RequestServices, request_id: str, actor: str, team: TeamDirectory
+) -> Result | MatchRequest:
+    """Before asking an approver for the reason: may ``actor`` reject, and is it still open?"""
+    checked = authorize_decision(svc, request_id, actor, team, Decision.REJECT)
+    if isinstance(checked, Result):
+        return checked
+    if checked.state is not RequestState.PENDING:
+        return Result(
+            Outcome.STALE, request=checked, message=f"This request is already {checked.state}."
+        )
+    return checked
+
+
+def decide(
+    svc: RequestServices,
+    decision: Decision,
+    request_id: str,
+    actor: str,
+    team: TeamDirectory,
+    reason: str | None = None,
+) -> Result:
+    """Approve, reject or revert, then show the request's new state to the approvers.
+
+    Args:
+        reason: required to reject; ignored otherwise.
+    """
+    if decision is Decision.APPROVE:
+        result = approve_request(svc, request_id, actor, team)
+    elif decision is Decision.REJECT:
+        result = reject_request(svc, request_id, actor, team, reason or "")
+    else:
+        result = revert_request(svc, request_id, actor, team)
+    if result.request is not None and result.outcome not in _NOT_SHOWN:
+        show_current_state(svc.store, svc.board, result.request.id)
+    return result
+
+
+#: Refusals change nothing, so the approval message stays as it is.
+_NOT_SHOWN = frozenset({Outcome.NOT_FOUND, Outcome.REFUSED_SELF, Outcome.REFUSED_NOT_APPROVER})
+
+
+def expire_and_show(svc: RequestServices) -> list[MatchRequest]:
+    """Expire overdue requests and show each one's new state to the approvers."""
+    expired = expire_requests(svc)
+    for request in expired:
+        show_current_state(svc.store, svc.board, request.id)
     return expired

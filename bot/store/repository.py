@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, cast
@@ -34,9 +34,23 @@ from sqlalchemy.engine import URL, Connection, Engine, RowMapping, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
+from bot.domain import AuditDetails, AuditEvent, AuditNote, MatchRequest, SyncWatch
 from bot.errors import ConfigurationError, SmtpMatchError
+from bot.ports import ChangePlan
+from bot.rules.checks import Report
 from bot.rules.requests import InvalidTransition, RequestState, can_transition
+from bot.store.codecs import PLAN, REPORT
 from bot.store.tables import AuditRow, RequestRow, WatchRow
+
+__all__ = [
+    "AuditEvent",
+    "AuditNote",
+    "MatchRequest",
+    "RequestNotFound",
+    "Store",
+    "StoreError",
+    "SyncWatch",
+]
 
 #: The alembic scripts, found next to this module so an installed package migrates too.
 MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
@@ -65,82 +79,6 @@ class RequestNotFound(StoreError, LookupError):
     def __init__(self, request_id: str) -> None:
         self.request_id = request_id
         super().__init__(f"no request with id {request_id!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class MatchRequest:
-    """A request to SMTP-match an AD user to an Entra ID user, as stored."""
-
-    id: str
-    address: str
-    onprem_id: str | None
-    target_address: str
-    onprem_dn: str
-    cloud_user_id: str
-    cloud_upn: str
-    anchor: str
-    plan: dict[str, Any]
-    report: dict[str, Any]
-    requester_id: str
-    requester_name: str | None
-    reason: str | None
-    state: RequestState
-    created_at: datetime
-    expires_at: datetime
-    updated_at: datetime
-    decided_by: str | None
-    decided_at: datetime | None
-    decision_reason: str | None
-    #: The change as applied, with the old values (for a revert); None until applied.
-    applied: dict[str, Any] | None
-    approval_channel: str | None
-    approval_ts: str | None
-    #: Where to tell the requester (a channel or DM id).
-    requester_channel: str | None
-    notify_ts: str | None
-    #: Bumped by every change; lets callers notice that a request moved under them.
-    version: int
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEvent:
-    """One entry of the append-only audit log."""
-
-    id: int
-    at: datetime
-    event: str
-    request_id: str | None
-    actor: str | None
-    details: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class AuditNote:
-    """An audit event to write in the same transaction as a request change, so that the log
-    can never miss a change that happened (nor record one that did not)."""
-
-    event: str
-    actor: str | None = None
-    details: Mapping[str, Any] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SyncWatch:
-    """A watch on directory sync for one applied request."""
-
-    id: int
-    request_id: str
-    anchor: str
-    cloud_user_id: str
-    created_at: datetime
-    deadline: datetime
-    next_poll_at: datetime
-    attempts: int
-    lease_owner: str | None
-    lease_until: datetime | None
-    outcome: str | None
-    detail: str | None
-    finished_at: datetime | None = None
 
 
 #: Request fields a caller may set through ``transition`` / ``update_fields``. The id, the
@@ -246,8 +184,8 @@ class Store:
         cloud_user_id: str,
         cloud_upn: str,
         anchor: str,
-        plan: Mapping[str, Any],
-        report: Mapping[str, Any],
+        plan: ChangePlan,
+        report: Report,
         requester_id: str,
         expires_at: datetime,
         onprem_id: str | None = None,
@@ -268,8 +206,8 @@ class Store:
             cloud_user_id: Entra ID object id of the cloud user.
             cloud_upn: the cloud user's UPN.
             anchor: the sourceAnchor the AD user will present to sync.
-            plan: the change plan (JSON-serialisable).
-            report: the report the requester saw (JSON-serialisable).
+            plan: the change the approver is asked to approve.
+            report: the report the requester saw.
             requester_id: Slack user id of the requester.
             expires_at: when the request expires unless decided (aware).
             onprem_id: the AD account named by the requester, if any.
@@ -293,8 +231,8 @@ class Store:
             "cloud_user_id": cloud_user_id,
             "cloud_upn": cloud_upn,
             "anchor": anchor,
-            "plan": dict(plan),
-            "report": dict(report),
+            "plan": PLAN.dump(plan),
+            "report": REPORT.dump(report),
             "requester_id": requester_id,
             "requester_name": requester_name,
             "reason": reason,
@@ -350,7 +288,7 @@ class Store:
         from_states: Iterable[RequestState],
         to_state: RequestState,
         audit: AuditNote | None = None,
-        **fields: Any,
+        **fields: object,
     ) -> MatchRequest | None:
         """Move a request to ``to_state`` if it is still in one of ``from_states``.
 
@@ -400,7 +338,7 @@ class Store:
                 self._insert_audit(conn, audit, request_id)
         return _to_request(row) if row is not None else None
 
-    def update_fields(self, request_id: str, **fields: Any) -> MatchRequest:
+    def update_fields(self, request_id: str, **fields: object) -> MatchRequest:
         """Set non-state fields of a request (e.g. ``approval_channel``, ``notify_ts``).
 
         Args:
@@ -491,12 +429,12 @@ class Store:
         *,
         request_id: str | None = None,
         actor: str | None = None,
-        details: Mapping[str, Any] | None = None,
+        details: AuditDetails | None = None,
     ) -> AuditEvent:
         """Append one event to the audit log (there is no way to change or remove it).
 
         Args:
-            event: what happened, e.g. ``"request.approved"``.
+            event: what happened (an :class:`bot.domain.AuditEventName` for the bot's own).
             request_id: the request concerned, if any.
             actor: who did it (a Slack user id, or the bot's own name).
             details: JSON-serialisable facts (old and new values, sync result, ...).
@@ -518,7 +456,7 @@ class Store:
             insert(_AUDIT)
             .values(
                 at=self._clock(),
-                event=note.event,
+                event=str(note.event),
                 request_id=request_id,
                 actor=note.actor,
                 details=dict(note.details or {}),
@@ -821,16 +759,31 @@ def _sqlite_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
-def _checked_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+def _checked_fields(values: Mapping[str, object]) -> dict[str, object]:
     unknown = sorted(set(values) - SETTABLE_REQUEST_FIELDS)
     if unknown:
         raise TypeError(f"cannot set request field(s) {', '.join(unknown)}")
-    return dict(values)
+    checked = dict(values)
+    for name, codec in (("plan", PLAN), ("applied", PLAN)):
+        value = checked.get(name)
+        if value is not None:
+            if not isinstance(value, ChangePlan):
+                raise TypeError(f"request field {name} takes a ChangePlan")
+            checked[name] = codec.dump(value)
+    if "report" in checked:
+        report = checked["report"]
+        if not isinstance(report, Report):
+            raise TypeError("request field report takes a Report")
+        checked["report"] = REPORT.dump(report)
+    return checked
 
 
 def _to_request(row: RowMapping) -> MatchRequest:
     data = {name: row[name] for name in _REQUEST_FIELDS}
     data["state"] = RequestState(row["state"])
+    data["plan"] = PLAN.load(row["plan"])
+    data["report"] = REPORT.load(row["report"])
+    data["applied"] = PLAN.load(row["applied"]) if row["applied"] is not None else None
     return MatchRequest(**data)
 
 

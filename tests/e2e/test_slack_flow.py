@@ -63,9 +63,9 @@ def test_the_whole_happy_path_writes_ad_once_and_tells_everyone(world: BotWorld)
 
         request = slack.bot.services.store.get_request(request_id)
         assert request.decided_by == APPROVER
-        assert {c["attribute"]: c["before"] for c in request.applied["changes"]} == {
-            "mail": None,
-            "proxyAddresses": [],
+        assert {c.attribute: c.before for c in request.applied.changes} == {
+            "mail": (),
+            "proxyAddresses": (),
         }
         wait_until(lambda: "Applied" in world.slack.message(APPROVAL_CHANNEL, message.ts).all_text)
         updated = world.slack.message(APPROVAL_CHANNEL, message.ts)

@@ -17,6 +17,10 @@ from alembic.config import Config
 from sqlalchemy.exc import IntegrityError
 
 from bot.errors import ConfigurationError
+from bot.models import CloudUser, OnPremUser
+from bot.ports import AttributeChange, ChangePlan
+from bot.rules.checks import Check, CheckId, Report, Status, Verdict
+from bot.rules.codec import plan_to_dict, report_to_dict
 from bot.rules.requests import InvalidTransition, RequestState
 from bot.store import MatchRequest, RequestNotFound, Store
 from bot.store.repository import MIGRATIONS_DIR
@@ -24,20 +28,54 @@ from bot.store.tables import BigId, JsonDoc, UtcDateTime
 from tests.support.postgres import PostgresStartError, ThrowawayPostgres
 
 S = RequestState
+HEAD = "0003"
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 
-PLAN = {
-    "dn": "CN=Jane Doe,OU=Staff,DC=contoso,DC=com",
-    "changes": [
-        {"attribute": "mail", "before": None, "after": "jane@contoso.com"},
-        {
-            "attribute": "proxyAddresses",
-            "before": ["smtp:jdoe@contoso.local"],
-            "after": ["SMTP:jane@contoso.com", "smtp:jdoe@contoso.local"],
-        },
-    ],
-}
-REPORT = {"verdict": "eligible", "checks": [{"id": "cloud_user_exists", "status": "pass"}]}
+PLAN = ChangePlan(
+    dn="CN=Jane Doe,OU=Staff,DC=contoso,DC=com",
+    changes=(
+        AttributeChange("mail", (), ("jane@contoso.com",)),
+        AttributeChange(
+            "proxyAddresses",
+            ("smtp:jdoe@contoso.local",),
+            ("SMTP:jane@contoso.com", "smtp:jdoe@contoso.local"),
+        ),
+    ),
+)
+#: What the write reports as done (the old values it replaced, the new ones it stored).
+APPLIED = ChangePlan(dn=PLAN.dn, changes=(AttributeChange("mail", (), ("jane@contoso.com",)),))
+REPORT = Report(
+    address="jane@contoso.com",
+    verdict=Verdict.ELIGIBLE,
+    checks=(
+        Check(CheckId.CLOUD_USER_FOUND, Status.PASS, "Cloud user found", "jane@contoso.com"),
+        Check(
+            CheckId.ONPREM_UPN_DIFFERS,
+            Status.WARN,
+            "UPN differs",
+            "jdoe@contoso.local <> jane@contoso.com",
+            "Align the UPNs after the match.",
+        ),
+    ),
+    target_address="jane@contoso.com",
+    cloud=CloudUser(
+        id="6f1f4a4e-0000-4000-8000-000000000001",
+        user_principal_name="jane@contoso.onmicrosoft.com",
+        display_name="Jane Doe",
+        mail="jane@contoso.com",
+        proxy_addresses=("SMTP:jane@contoso.com",),
+    ),
+    onprem=OnPremUser(
+        dn=PLAN.dn,
+        object_guid=bytes(range(16)),
+        sam_account_name="jdoe",
+        user_principal_name="jdoe@contoso.local",
+        proxy_addresses=("smtp:jdoe@contoso.local",),
+        object_sid="S-1-5-21-1-2-3-1105",
+    ),
+    plan=PLAN,
+    summary="Jane can be matched.",
+)
 
 
 class FakeClock:
@@ -157,9 +195,7 @@ def test_a_transition_moves_the_state_sets_fields_and_bumps_the_version(
         decided_at=decided_at,
         decision_reason="looks right",
     )
-    applied = timed_store.transition(
-        request.id, [S.APPROVING], S.APPLIED, applied={"mail": {"before": None, "after": "x"}}
-    )
+    applied = timed_store.transition(request.id, [S.APPROVING], S.APPLIED, applied=APPLIED)
 
     assert claimed is not None
     assert claimed.state is S.APPROVING
@@ -170,7 +206,7 @@ def test_a_transition_moves_the_state_sets_fields_and_bumps_the_version(
     assert claimed.created_at == request.created_at
     assert applied is not None
     assert applied.version == 3
-    assert applied.applied == {"mail": {"before": None, "after": "x"}}
+    assert applied.applied == APPLIED
     assert timed_store.get_request(request.id) == applied
 
 
@@ -518,7 +554,7 @@ def test_migrating_an_up_to_date_database_again_changes_nothing(store: Store) ->
 
     store.migrate()
 
-    assert store.schema_revision() == "0002"
+    assert store.schema_revision() == HEAD
     assert store.get_request(request.id) == request
 
 
@@ -533,12 +569,13 @@ def test_upgrading_a_revision_1_database_keeps_its_data(store_url: str) -> None:
     with Store(store_url) as upgraded:
         upgraded.migrate()
 
-        assert upgraded.schema_revision() == "0002"
+        assert upgraded.schema_revision() == HEAD
         request = upgraded.get_request("OLDREQUEST01")
         assert request is not None
         assert request.state is S.APPLIED
         assert request.plan == PLAN
-        assert request.applied == {"mail": {"before": None, "after": "jane@contoso.com"}}
+        assert request.applied == APPLIED
+        assert request.report == REPORT
         assert request.expires_at == T0 + timedelta(days=2)
         assert [e.event for e in upgraded.list_audit(request_id=request.id)] == [
             "request.created",
@@ -617,12 +654,13 @@ def insert_revision_1_rows(conn: sa.Connection) -> None:
             cloud_user_id="cloud-1",
             cloud_upn="jane@contoso.onmicrosoft.com",
             anchor="QW5jaG9y",
-            plan=PLAN,
-            report=REPORT,
+            # What the code of revisions 1 and 2 wrote: the --json shape.
+            plan=plan_to_dict(PLAN),
+            report=report_to_dict(REPORT),
             requester_id="U0HELPDESK",
             state="applied",
             decided_by="U0APPROVER",
-            applied={"mail": {"before": None, "after": "jane@contoso.com"}},
+            applied=plan_to_dict(APPLIED),
             version=3,
             created_at=T0,
             expires_at=T0 + timedelta(days=2),
@@ -667,7 +705,7 @@ def test_a_new_store_on_the_same_database_loses_nothing(store: Store, store_url:
     request = new_request(store)
     store.update_fields(request.id, approval_channel="C0APPROVE", approval_ts="1.1")
     store.transition(request.id, [S.PENDING], S.APPROVING, decided_by="U0APPROVER")
-    applied = store.transition(request.id, [S.APPROVING], S.APPLIED, applied={"k": ["v"]})
+    applied = store.transition(request.id, [S.APPROVING], S.APPLIED, applied=APPLIED)
     watch = store.create_watch(request.id, "QW5jaG9y", "cloud-1", T0, T0)
     events = [store.append_audit("request.applied", request_id=request.id, details={"n": 1})]
     store.close()
@@ -684,11 +722,11 @@ def test_a_postgresql_url_is_served_by_psycopg_3(store_url: str) -> None:
     with Store(store_url) as plain:
         assert plain.dialect in {"sqlite", "postgresql"}
         plain.migrate()
-        assert plain.schema_revision() == "0002"
+        assert plain.schema_revision() == HEAD
     if store_url.startswith("postgresql"):
         explicit = store_url.replace("postgresql://", "postgresql+psycopg://", 1)
         with Store(explicit) as with_driver:
-            assert with_driver.schema_revision() == "0002"
+            assert with_driver.schema_revision() == HEAD
 
 
 @pytest.mark.parametrize(
@@ -718,7 +756,7 @@ def test_the_migrations_downgrade_to_revision_1_and_back(store: Store) -> None:
     store.migrate()
 
     assert downgraded == "0001"
-    assert store.schema_revision() == "0002"
+    assert store.schema_revision() == HEAD
     assert store.get_request(request.id) == request
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from bot.directories.demo import DemoActiveDirectory, DemoEntraDirectory, build_demo_directories
 from bot.errors import DirectoryUnavailable
+from bot.ports import AttributeChange
 from bot.rules.requests import RequestState
 from bot.services.check import Directories
 from bot.services.requests import (
@@ -85,7 +86,7 @@ def test_an_eligible_address_becomes_a_pending_request_with_its_plan(world) -> N
     svc, _, _ = world
     request = requested(svc)
     assert request.state is RequestState.PENDING
-    assert request.plan["changes"][0]["after"] == "jane@contoso.com"
+    assert request.plan.changes[0].after == ("jane@contoso.com",)
     assert request.expires_at == svc.clock() + timedelta(hours=24)
     assert [e.event for e in svc.store.list_audit(request_id=request.id)] == ["requested"]
 
@@ -110,12 +111,12 @@ def test_approval_writes_ad_once_and_records_the_old_values(world) -> None:
     stored = svc.store.get_request(request.id)
     assert stored is not None and stored.state is RequestState.APPLIED
     assert stored.decided_by == APPROVER
-    mail = {c["attribute"]: c for c in stored.applied["changes"]}["mail"]
-    assert mail == {
-        "attribute": "mail",
-        "before": "paul@fabrikam.com",
-        "after": "paul.primary@contoso.com",
-    }
+    mail = {c.attribute: c for c in stored.applied.changes}["mail"]
+    assert mail == AttributeChange(
+        attribute="mail",
+        before=("paul@fabrikam.com",),
+        after=("paul.primary@contoso.com",),
+    )
 
 
 def test_the_requester_cannot_approve_their_own_request(world) -> None:

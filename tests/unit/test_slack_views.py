@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from bot.directories.demo import build_demo_directories
-from bot.rules.codec import report_to_dict
+from bot.rules.checks import Report
 from bot.rules.requests import RequestState
 from bot.services.check import Directories, check_match
 from bot.slack_views.blocks import approval_blocks, home_view, report_blocks
@@ -15,8 +15,8 @@ from bot.slack_views.ids import ActionId
 from bot.store.repository import MatchRequest
 
 
-def demo_report(address: str) -> dict:
-    return report_to_dict(check_match(Directories(*build_demo_directories()), address))
+def demo_report(address: str) -> Report:
+    return check_match(Directories(*build_demo_directories()), address)
 
 
 def flat(blocks: list[dict]) -> str:
@@ -35,11 +35,11 @@ def a_request(**kw) -> MatchRequest:
         address="paul.primary@contoso.com",
         onprem_id=None,
         target_address="paul.primary@contoso.com",
-        onprem_dn=report["onprem"]["dn"],
+        onprem_dn=report.onprem.dn,
         cloud_user_id="c1",
         cloud_upn="paul.primary@contoso.com",
         anchor="x",
-        plan=report["plan"],
+        plan=report.plan,
         report=report,
         requester_id="U1",
         requester_name="helpdesk",
