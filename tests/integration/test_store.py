@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
@@ -17,7 +18,7 @@ from alembic.config import Config
 from sqlalchemy.exc import IntegrityError
 
 from bot.errors import ConfigurationError
-from bot.models import CloudUser, OnPremUser
+from bot.models import CloudUser, ObjectKind, OnPremUser, ProvisioningError
 from bot.ports import AttributeChange, ChangePlan
 from bot.rules.checks import Check, CheckId, Report, Status, Verdict
 from bot.rules.codec import plan_to_dict, report_to_dict
@@ -794,3 +795,87 @@ def test_a_transition_and_its_audit_event_are_written_together(store: Store) -> 
     assert [(e.event, e.actor) for e in events] == [("requested", "U1"), ("rejected", "U2")]
     assert store.get_audit(events[1].id) == events[1]
     assert store.get_audit(10**9) is None
+
+
+# -- typed documents: round trips and the conversion of rows the previous schema wrote -----
+
+
+FULL_REPORT = replace(
+    REPORT,
+    verdict=Verdict.BLOCKED,
+    cloud=replace(
+        REPORT.cloud,
+        on_premises_sync_enabled=False,
+        provisioning_errors=(
+            ProvisioningError("PropertyConflict", "ProxyAddresses", "SMTP:jane@contoso.com", "x"),
+        ),
+    ),
+    onprem=replace(
+        REPORT.onprem,
+        kind=ObjectKind.CONTACT,
+        consistency_guid=bytes(range(16, 32)),
+        user_account_control=0x202,
+        exchange_schema=True,
+        exchange_mailbox_guid="5b2c…",
+        exchange_recipient_type_details=1,
+    ),
+    candidates=(REPORT.onprem, replace(REPORT.onprem, dn="CN=Jane Two,DC=contoso,DC=com")),
+)
+
+
+@pytest.mark.parametrize("report", [REPORT, FULL_REPORT], ids=["eligible", "every-field"])
+def test_every_persisted_type_reads_back_equal(store: Store, report: Report) -> None:
+    request = new_request(store, report=report, plan=PLAN)
+    store.transition(request.id, [S.PENDING], S.APPROVING)
+    store.transition(request.id, [S.APPROVING], S.APPLIED, applied=APPLIED)
+
+    loaded = store.get_request(request.id)
+
+    assert loaded is not None
+    assert loaded.report == report and loaded.plan == PLAN and loaded.applied == APPLIED
+    assert loaded.report.onprem is not None
+    assert loaded.report.onprem.anchor == report.onprem.anchor  # bytes survive the JSON
+
+
+def test_a_field_that_is_not_a_domain_value_is_refused(store: Store) -> None:
+    request = new_request(store)
+    with pytest.raises(TypeError, match="ChangePlan"):
+        store.update_fields(request.id, applied={"dn": "x", "changes": []})
+
+
+def test_rows_the_previous_schema_wrote_are_converted_to_typed_values(store_url: str) -> None:
+    with Store(store_url) as old:
+        old.migrate("0002")
+        with old.connection() as conn:
+            insert_revision_1_rows(conn)  # 0002 wrote the same documents as 0001
+            conn.execute(
+                sa.text(
+                    "INSERT INTO requests (id, address, target_address, onprem_dn, "
+                    "cloud_user_id, cloud_upn, anchor, plan, report, requester_id, state, "
+                    "created_at, expires_at, updated_at, version) VALUES ('OLDPENDING01', "
+                    "'jane@contoso.com', 'jane@contoso.com', 'CN=x', 'cloud-1', 'j@x', 'QQ==', "
+                    ":plan, :report, 'U1', 'pending', :t, :t, :t, 1)"
+                ).bindparams(
+                    sa.bindparam("plan", type_=JsonDoc),
+                    sa.bindparam("report", type_=JsonDoc),
+                    sa.bindparam("t", type_=UtcDateTime()),
+                ),
+                {
+                    "plan": plan_to_dict(PLAN),
+                    "report": report_to_dict(replace(REPORT, cloud=None, onprem=None)),
+                    "t": T0,
+                },
+            )
+
+    with Store(store_url) as upgraded:
+        upgraded.migrate()
+
+        assert upgraded.schema_revision() == HEAD
+        applied = upgraded.get_request("OLDREQUEST01")
+        pending = upgraded.get_request("OLDPENDING01")
+        assert applied is not None and pending is not None
+        assert applied.report == REPORT and applied.plan == PLAN and applied.applied == APPLIED
+        assert pending.report == replace(REPORT, cloud=None, onprem=None)
+        assert pending.applied is None
+        # The converted request goes on like any other: its revert restores the old values.
+        assert applied.applied.inverse().changes[0].after == ()

@@ -129,3 +129,21 @@ def test_home_lists_own_awaiting_and_recent() -> None:
     text = flat(view["blocks"])
     assert "`r1`" in text and "`r2`" in text and "Awaiting you" in text
     assert "Awaiting you" not in flat(home_view([mine], [], [], is_approver=False)["blocks"])
+
+
+def test_a_report_too_long_for_one_message_keeps_its_request_button() -> None:
+    report = demo_report("jane@contoso.com")
+    many = tuple(replace(report.checks[0], detail=f"detail {i} " + "x" * 2900) for i in range(80))
+    blocks = report_blocks(replace(report, checks=report.checks + many), request_check=7)
+    assert len(blocks) <= 50
+    assert action_ids(blocks) == [ActionId.REQUEST_APPROVAL]
+    assert "Shortened" in flat(blocks)
+
+
+def test_a_long_pending_request_keeps_approve_and_reject() -> None:
+    request = a_request()
+    many = tuple(replace(request.report.checks[0], detail="y" * 2900) for _ in range(80))
+    long_report = replace(request.report, checks=request.report.checks + many)
+    blocks = approval_blocks(replace(request, report=long_report))
+    assert len(blocks) <= 50
+    assert action_ids(blocks) == [ActionId.APPROVE, ActionId.REJECT]
