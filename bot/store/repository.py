@@ -223,7 +223,7 @@ class Store:
             The stored request, with its new id.
         """
         now = self._clock()
-        values: dict[str, Any] = {
+        values: dict[str, object] = {
             "address": address,
             "onprem_id": onprem_id,
             "target_address": target_address,
@@ -664,7 +664,7 @@ class Store:
             rows = conn.execute(stmt).mappings().all()
         return [_to_watch(r) for r in rows]
 
-    def _update_leased(self, watch_id: int, owner: str, **values: Any) -> bool:
+    def _update_leased(self, watch_id: int, owner: str, **values: object) -> bool:
         # Fencing by owner: a worker whose lease expired and was taken over finds
         # lease_owner changed and loses; if nobody took it over, finishing is still safe.
         stmt = (

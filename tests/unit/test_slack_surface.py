@@ -100,3 +100,52 @@ def test_a_submission_when_busy_keeps_the_modal_open_saying_so(ctx) -> None:
         assert ctx.services.store.list_requests() == []
     finally:
         blocker.set()
+
+
+class Broken:
+    """A rate limit that fails: stands in for a bug in a listener."""
+
+    limit = 1
+
+    def allow(self, user: str) -> float | None:
+        raise RuntimeError("boom: a bug")
+
+
+def test_a_fault_in_a_listener_answers_briefly_with_a_reference_that_is_in_the_log(
+    ctx, caplog
+) -> None:
+    from urllib.parse import urlencode
+
+    from slack_bolt import App
+    from slack_bolt.request import BoltRequest
+
+    from handlers import register
+
+    ctx.rate_limit = Broken()  # type: ignore[assignment]
+    app = App(
+        token="xoxb-test",
+        signing_secret="secret",
+        token_verification_enabled=False,
+        request_verification_enabled=False,
+    )
+    register(app, ctx)
+    body = urlencode(
+        {
+            "command": "/smtpmatch",
+            "text": "jane@contoso.com",
+            "user_id": "U1",
+            "team_id": "T1",
+            "channel_id": "C1",
+            "response_url": "http://127.0.0.1:9/none",
+            "trigger_id": "1.2.3",
+        }
+    )
+    response = app.dispatch(
+        BoltRequest(body=body, headers={"content-type": ["application/x-www-form-urlencoded"]})
+    )
+
+    assert response.status == 200
+    assert "Something went wrong; nothing was changed. (ref " in response.body
+    reference = response.body.rsplit("ref ", 1)[1].rstrip(")")
+    assert any(reference in r.getMessage() for r in caplog.records)
+    assert "boom" not in response.body
