@@ -384,6 +384,22 @@ def _fail(
     return Result(outcome, request=failed, report=report, message=why)
 
 
+def _identity_changes(request: MatchRequest, report: Report) -> list[str]:
+    """What the approver saw that the fresh report no longer shows: the cloud user, the AD
+    object (its DN and its anchor) or the primary address. Any of these moving means the
+    write would bind other accounts than the ones approved, even with the same plan."""
+    changed = []
+    if report.cloud is None or report.cloud.id != request.cloud_user_id:
+        changed.append("cloud user holding the address")
+    if report.onprem is None or report.onprem.dn.lower() != request.onprem_dn.lower():
+        changed.append("AD object's DN")
+    elif report.onprem.anchor != request.anchor:
+        changed.append("AD object's anchor")
+    if (report.target_address or "").lower() != request.target_address.lower():
+        changed.append("primary address")
+    return changed
+
+
 def _apply(svc: RequestServices, request: MatchRequest, actor: str) -> Result:
     try:
         report = check_match(
@@ -398,6 +414,13 @@ def _apply(svc: RequestServices, request: MatchRequest, actor: str) -> Result:
             f"The re-check now says {report.verdict}"
             + (f" (failed: {', '.join(failed)})" if failed else f": {report.summary}")
             + ". Nothing was changed."
+        )
+        return _fail(svc, request, actor, Outcome.RECHECK_BLOCKED, why, report)
+    moved = _identity_changes(request, report)
+    if moved:
+        why = (
+            f"The {' and '.join(moved)} changed since the request, so this is no longer the "
+            "match that was approved. Nothing was changed; check again and re-request."
         )
         return _fail(svc, request, actor, Outcome.RECHECK_BLOCKED, why, report)
     if report.plan != request.plan:

@@ -279,3 +279,30 @@ class TestTheRequestApprovalButton:
             assert "no longer valid" in load_check(svc, value, REQUESTER)
         svc.clock.now += timedelta(hours=2)  # type: ignore[attr-defined]
         assert "no longer valid" in load_check(svc, str(fresh), REQUESTER)
+
+
+def test_an_address_moved_to_another_cloud_user_is_refused_at_approval(world) -> None:
+    svc, ad, cloud = world
+    request = requested(svc)
+    jane = next(u for u in cloud.users if u.user_principal_name == "jane@contoso.com")
+    impostor = replace(jane, id="00000000-0000-4000-8000-00000000bad0")
+    cloud.users = [impostor if u.id == jane.id else u for u in cloud.users]
+    cloud.mailboxes[impostor.id] = True
+    result = approve_request(svc, request.id, APPROVER, Team())
+    assert result.outcome is Outcome.RECHECK_BLOCKED
+    assert "cloud user holding the address" in result.message
+    assert ad_user(ad, "jane.doe").mail is None
+    assert svc.store.get_request(request.id).state is RequestState.FAILED
+
+
+def test_an_ad_object_recreated_under_the_same_dn_is_refused_at_approval(world) -> None:
+    svc, ad, _ = world
+    request = requested(svc)
+    ad.users = [
+        replace(u, object_guid=bytes(16)) if u.sam_account_name == "jane.doe" else u
+        for u in ad.users
+    ]
+    result = approve_request(svc, request.id, APPROVER, Team())
+    assert result.outcome is Outcome.RECHECK_BLOCKED
+    assert "anchor" in result.message
+    assert ad_user(ad, "jane.doe").mail is None
