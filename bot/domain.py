@@ -124,3 +124,14 @@ class SyncWatch:
     outcome: str | None
     detail: str | None
     finished_at: datetime | None = None
+
+
+class OpenRequestExists(Exception):
+    """A store refused a new request: one for the same address or AD object is still open.
+
+    The service turns it into a result (the existing request is named); it is not a fault.
+    """
+
+    def __init__(self, existing: MatchRequest) -> None:
+        self.existing = existing
+        super().__init__(f"request {existing.id} for this address or AD object is still open")

@@ -172,8 +172,10 @@ class RequestStore(Protocol):
         requester_channel: str | None = None,
         notify_ts: str | None = None,
         audit: AuditNote | None = None,
+        exclusive: bool = False,
     ) -> MatchRequest:
-        """Store a new pending request."""
+        """Store a new pending request; with ``exclusive``, refuse (``OpenRequestExists``)
+        while another request for the address or AD object is open."""
         ...
 
     def get_request(self, request_id: str) -> MatchRequest | None:

@@ -25,11 +25,16 @@ from bot.services.requests import (
     submit_request,
 )
 from bot.slack_views.blocks import (
+    Announcement,
     Block,
+    applied_announcement,
     message_blocks,
-    plan_blocks,
+    outcome_announcement,
     reason_modal,
+    rejected_announcement,
     report_blocks,
+    request_posted_announcement,
+    reverted_announcement,
 )
 from bot.slack_views.ids import MAX_REASON_LENGTH, REASON_BLOCK, CallbackId
 from bot.workers import Slot, WorkPool
@@ -163,12 +168,8 @@ def _submit_request(
             reason=reason,
         )
         if result.outcome is Outcome.REQUESTED and result.request is not None:
-            _tell(
-                reply,
-                f"Your request `{result.request.id}` to match {result.request.target_address} "
-                f"went to <#{ctx.approval_channel}> for approval.",
-            )
-        elif result.report is not None:
+            reply(*request_posted_announcement(result.request, ctx.approval_channel))
+        elif result.outcome is Outcome.NOT_ELIGIBLE and result.report is not None:
             reply(result.message, message_blocks(result.message) + report_blocks(result.report))
         else:
             _tell(reply, result.message)
@@ -193,28 +194,14 @@ def _announce(client: WebClient, ctx: BotContext, result: Result) -> None:
         )
 
 
-def _announcement(result: Result, request: MatchRequest) -> tuple[str, list[Block]]:
+def _announcement(result: Result, request: MatchRequest) -> Announcement:
     if result.outcome is Outcome.APPLIED:
-        text = (
-            f"Your SMTP match `{request.id}` was approved by <@{request.decided_by}> and "
-            f"written to AD. Directory sync will now bind {request.target_address}."
-        )
-        return text, message_blocks(text) + plan_blocks(request.applied, "Written")
+        return applied_announcement(request)
     if result.outcome is Outcome.REJECTED:
-        text = (
-            f"Your SMTP match `{request.id}` for {request.target_address} was rejected by "
-            f"<@{request.decided_by}>: {request.decision_reason}"
-        )
-        return text, message_blocks(text)
+        return rejected_announcement(request)
     if result.outcome is Outcome.REVERTED:
-        text = (
-            f"SMTP match `{request.id}` for {request.target_address} was reverted by "
-            f"<@{request.decided_by}>: the old AD values are back."
-        )
-        restored = request.applied.inverse() if request.applied else None
-        return text, message_blocks(text) + plan_blocks(restored, "Restored")
-    text = f"Your SMTP match `{request.id}` for {request.target_address}: {result.message}"
-    return text, message_blocks(text)
+        return reverted_announcement(request)
+    return outcome_announcement(request, result.message)
 
 
 #: Outcomes only the clicker hears about (nothing happened that others need to know).

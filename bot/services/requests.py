@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from bot.domain import AuditEventName, AuditNote, MatchRequest
+from bot.domain import AuditEventName, AuditNote, MatchRequest, OpenRequestExists
 from bot.errors import ConcurrentModification, DirectoryError
 from bot.ports import ApprovalBoard, RequestStore, TeamDirectory
 from bot.rules.checks import Report, Verdict
@@ -51,6 +51,7 @@ class Outcome(StrEnum):
     REVERTED = "reverted"
     NOT_ELIGIBLE = "not_eligible"
     REQUESTED = "requested"
+    ALREADY_OPEN = "already_open"  # another request for the address or AD object is open
 
 
 class NoBoard:
@@ -207,27 +208,38 @@ def request_match(
             message=f"{report.address} is no longer eligible ({report.verdict}): {report.summary}",
         )
     assert report.cloud is not None and report.onprem is not None and report.target_address
-    request = svc.store.create_request(
-        address=report.address,
-        onprem_id=onprem_id,
-        target_address=report.target_address,
-        onprem_dn=report.onprem.dn,
-        cloud_user_id=report.cloud.id,
-        cloud_upn=report.cloud.user_principal_name,
-        anchor=report.onprem.anchor,
-        plan=report.plan,
-        report=report,
-        requester_id=requester_id,
-        requester_name=requester_name,
-        reason=reason,
-        requester_channel=requester_channel,
-        expires_at=svc.clock() + svc.ttl,
-        audit=AuditNote(
-            E.REQUESTED,
-            requester_id,
-            {"address": report.address, "dn": report.onprem.dn, "reason": reason},
-        ),
-    )
+    try:
+        request = svc.store.create_request(
+            address=report.address,
+            onprem_id=onprem_id,
+            target_address=report.target_address,
+            onprem_dn=report.onprem.dn,
+            cloud_user_id=report.cloud.id,
+            cloud_upn=report.cloud.user_principal_name,
+            anchor=report.onprem.anchor,
+            plan=report.plan,
+            report=report,
+            requester_id=requester_id,
+            requester_name=requester_name,
+            reason=reason,
+            requester_channel=requester_channel,
+            expires_at=svc.clock() + svc.ttl,
+            audit=AuditNote(
+                E.REQUESTED,
+                requester_id,
+                {"address": report.address, "dn": report.onprem.dn, "reason": reason},
+            ),
+            exclusive=True,
+        )
+    except OpenRequestExists as exc:
+        open_request = exc.existing
+        return Result(
+            Outcome.ALREADY_OPEN,
+            request=open_request,
+            report=report,
+            message=f"Request `{open_request.id}` for {open_request.target_address} → "
+            f"{open_request.onprem_dn} is still {open_request.state}; nothing new was created.",
+        )
     return Result(Outcome.REQUESTED, request=request, report=report)
 
 

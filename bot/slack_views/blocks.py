@@ -8,6 +8,7 @@ they look the same.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
@@ -59,6 +60,8 @@ _STATE_TEXT = {
     RequestState.REVERTED: ":leftwards_arrow_with_hook: Reverted",
 }
 _TEXT_LIMIT = 2900  # a section's text may hold 3000 characters
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
 
 
 def _escape(text: str) -> str:
@@ -324,8 +327,78 @@ def reason_modal(callback: CallbackId, private_metadata: str, *, required: bool)
 
 
 def message_blocks(text: str) -> list[Block]:
-    """A short message."""
+    """A short message of plain words (everything in it is shown literally)."""
     return [_section(_escape(text))]
+
+
+def escape(text: str) -> str:
+    """``text`` shown literally inside mrkdwn (no mention, link or markup can come from it)."""
+    return _escape(text)
+
+
+def mention(user_id: str | None) -> str:
+    """A mention Slack renders as the person's name; anything but a user id is shown as is."""
+    if user_id and _USER_ID.fullmatch(user_id):
+        return f"<@{user_id}>"
+    return _escape(user_id or "someone")
+
+
+def channel_link(channel_id: str | None) -> str:
+    """A link Slack renders as ``#channel``."""
+    if channel_id and _CHANNEL_ID.fullmatch(channel_id):
+        return f"<#{channel_id}>"
+    return _escape(channel_id or "the approvers' channel")
+
+
+Announcement = tuple[str, list[Block]]
+"""A message as (notification text, blocks): both mrkdwn, so mentions render in both."""
+
+
+def _announce(mrkdwn: str, extra: list[Block] | None = None) -> Announcement:
+    return mrkdwn, [_section(mrkdwn), *(extra or [])]
+
+
+def request_posted_announcement(request: MatchRequest, channel: str | None) -> Announcement:
+    """To the requester: the request went to the approvers."""
+    return _announce(
+        f"Your request `{_escape(request.id)}` to match {_escape(request.target_address)} went "
+        f"to {channel_link(channel)} for approval."
+    )
+
+
+def applied_announcement(request: MatchRequest) -> Announcement:
+    """To the requester: approved and written."""
+    return _announce(
+        f"Your SMTP match `{_escape(request.id)}` was approved by {mention(request.decided_by)} "
+        f"and written to AD. Directory sync will now bind {_escape(request.target_address)}.",
+        plan_blocks(request.applied, "Written"),
+    )
+
+
+def rejected_announcement(request: MatchRequest) -> Announcement:
+    """To the requester: rejected, with the approver's reason."""
+    return _announce(
+        f"Your SMTP match `{_escape(request.id)}` for {_escape(request.target_address)} was "
+        f"rejected by {mention(request.decided_by)}: {_escape(request.decision_reason or '')}"
+    )
+
+
+def reverted_announcement(request: MatchRequest) -> Announcement:
+    """To the requester and the team's thread: the old AD values are back."""
+    restored = request.applied.inverse() if request.applied else None
+    return _announce(
+        f"SMTP match `{_escape(request.id)}` for {_escape(request.target_address)} was reverted "
+        f"by {mention(request.decided_by)}: the old AD values are back.",
+        plan_blocks(restored, "Restored"),
+    )
+
+
+def outcome_announcement(request: MatchRequest, message: str) -> Announcement:
+    """To the requester: any other outcome, in the service's plain words."""
+    return _announce(
+        f"Your SMTP match `{_escape(request.id)}` for {_escape(request.target_address)}: "
+        f"{_escape(message)}"
+    )
 
 
 def error_blocks(message: str, reference: str | None) -> list[Block]:
@@ -388,16 +461,25 @@ def home_view(
 
 
 __all__ = [
+    "Announcement",
+    "applied_announcement",
     "approval_blocks",
     "approval_text",
+    "channel_link",
     "error_blocks",
+    "escape",
     "fit",
     "help_blocks",
     "home_view",
+    "mention",
     "message_blocks",
     "notify_blocks",
+    "outcome_announcement",
     "plan_blocks",
     "reason_modal",
+    "rejected_announcement",
     "report_blocks",
+    "request_posted_announcement",
     "request_status_blocks",
+    "reverted_announcement",
 ]

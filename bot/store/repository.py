@@ -9,6 +9,7 @@ SQLite is for one process (several threads); PostgreSQL is for several replicas.
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -34,11 +35,18 @@ from sqlalchemy.engine import URL, Connection, Engine, RowMapping, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
-from bot.domain import AuditDetails, AuditEvent, AuditNote, MatchRequest, SyncWatch
+from bot.domain import (
+    AuditDetails,
+    AuditEvent,
+    AuditNote,
+    MatchRequest,
+    OpenRequestExists,
+    SyncWatch,
+)
 from bot.errors import ConfigurationError, SmtpMatchError
 from bot.ports import ChangePlan
 from bot.rules.checks import Report
-from bot.rules.requests import InvalidTransition, RequestState, can_transition
+from bot.rules.requests import OPEN_STATES, InvalidTransition, RequestState, can_transition
 from bot.store.codecs import PLAN, REPORT
 from bot.store.tables import AuditRow, RequestRow, WatchRow
 
@@ -46,6 +54,7 @@ __all__ = [
     "AuditEvent",
     "AuditNote",
     "MatchRequest",
+    "OpenRequestExists",
     "RequestNotFound",
     "Store",
     "StoreError",
@@ -196,6 +205,7 @@ class Store:
         requester_channel: str | None = None,
         notify_ts: str | None = None,
         audit: AuditNote | None = None,
+        exclusive: bool = False,
     ) -> MatchRequest:
         """Store a new request in state ``pending``.
 
@@ -218,9 +228,16 @@ class Store:
             requester_channel: where to tell the requester about progress.
             notify_ts: ts of the requester's progress message.
             audit: an event to log about the new request, in the same transaction.
+            exclusive: refuse when a request for the same target address or AD DN is still
+                open (pending, approving or applied). Decided inside the writing transaction
+                (SQLite's write lock, a PostgreSQL advisory lock per address), so two
+                submissions racing each other create one request.
 
         Returns:
             The stored request, with its new id.
+
+        Raises:
+            OpenRequestExists: ``exclusive`` and such a request exists (nothing was stored).
         """
         now = self._clock()
         values: dict[str, object] = {
@@ -251,6 +268,8 @@ class Store:
         for attempt in range(attempts):
             try:
                 with self._writer.begin() as conn:
+                    if exclusive:
+                        self._refuse_if_open(conn, target_address, onprem_dn)
                     row = (
                         conn.execute(
                             insert(_REQUESTS)
@@ -267,6 +286,28 @@ class Store:
                 continue
             return _to_request(row)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _refuse_if_open(self, conn: Connection, address: str, dn: str) -> None:
+        if conn.dialect.name == "postgresql":
+            # Serialise creators per address (and per DN); released when the transaction ends.
+            for key in sorted({f"address:{address.lower()}", f"dn:{dn.lower()}"}):
+                conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(key))))
+        open_states = sorted(s.value for s in OPEN_STATES)
+        stmt = (
+            select(_REQUESTS)
+            .where(
+                _REQUESTS.c.state.in_(open_states),
+                or_(
+                    func.lower(_REQUESTS.c.target_address) == address.lower(),
+                    func.lower(_REQUESTS.c.onprem_dn) == dn.lower(),
+                ),
+            )
+            .order_by(_REQUESTS.c.created_at)
+            .limit(1)
+        )
+        found = conn.execute(stmt).mappings().first()
+        if found is not None:
+            raise OpenRequestExists(_to_request(found))
 
     def get_request(self, request_id: str) -> MatchRequest | None:
         """Load one request.
@@ -718,6 +759,8 @@ def _build_engine(url: URL) -> Engine:
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
     in_memory = url.database in (None, "", ":memory:")
+    if not in_memory:
+        _create_private(Path(str(url.database)))
     engine = create_engine(
         url,
         connect_args={
@@ -732,6 +775,19 @@ def _build_engine(url: URL) -> Engine:
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def _create_private(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (0600), before SQLite would create it
+    with the process umask (usually world-readable). The ``-wal`` and ``-shm`` files SQLite
+    adds later take the database file's permissions."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # e.g. a missing folder: SQLite's own error names it on connect
+    os.close(fd)
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:

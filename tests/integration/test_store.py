@@ -879,3 +879,32 @@ def test_rows_the_previous_schema_wrote_are_converted_to_typed_values(store_url:
         assert pending.applied is None
         # The converted request goes on like any other: its revert restores the old values.
         assert applied.applied.inverse().changes[0].after == ()
+
+
+def test_a_new_sqlite_database_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "private.db"
+    with Store(f"sqlite:///{path}") as store:
+        store.migrate()
+        new_request(store)
+        files = [p for p in tmp_path.iterdir() if p.name.startswith("private.db")]
+        assert {p.name for p in files} >= {"private.db", "private.db-wal"}
+        for file in files:
+            assert file.stat().st_mode & 0o777 == 0o600, file.name
+
+
+def test_two_submissions_racing_for_one_address_create_one_request(store: Store) -> None:
+    from bot.domain import OpenRequestExists
+
+    def create() -> MatchRequest | OpenRequestExists:
+        try:
+            return new_request(store, exclusive=True)
+        except OpenRequestExists as exc:
+            return exc
+
+    results = race(create, create, create)
+
+    created = [r for r in results if isinstance(r, MatchRequest)]
+    refused = [r for r in results if isinstance(r, OpenRequestExists)]
+    assert len(created) == 1 and len(refused) == 2
+    assert {r.existing.id for r in refused} == {created[0].id}
+    assert len(store.list_requests()) == 1

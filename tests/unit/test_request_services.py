@@ -25,6 +25,7 @@ from bot.services.requests import (
     reject_request,
     request_match,
     revert_request,
+    submit_request,
 )
 from bot.store.repository import Store
 
@@ -306,3 +307,36 @@ def test_an_ad_object_recreated_under_the_same_dn_is_refused_at_approval(world) 
     assert result.outcome is Outcome.RECHECK_BLOCKED
     assert "anchor" in result.message
     assert ad_user(ad, "jane.doe").mail is None
+
+
+def test_a_second_request_for_an_open_address_creates_nothing_and_names_the_first(world) -> None:
+    svc, _, _ = world
+    first = requested(svc)
+    again = request_match(svc, address="jane@contoso.com", onprem_id=None, requester_id="U0OTHER")
+    assert again.outcome is Outcome.ALREADY_OPEN
+    assert first.id in again.message
+    assert [r.id for r in svc.store.list_requests()] == [first.id]
+
+
+def test_a_replayed_submission_of_one_check_creates_one_request(world) -> None:
+    svc, _, _ = world
+    _, check_id = check_for(svc, "jane@contoso.com", None, REQUESTER)
+    outcomes = [
+        submit_request(
+            svc,
+            check_id=str(check_id),
+            requester_id=REQUESTER,
+            requester_name="hal",
+            reason=None,
+        ).outcome
+        for _ in range(2)
+    ]
+    assert outcomes == [Outcome.REQUESTED, Outcome.ALREADY_OPEN]
+    assert len(svc.store.list_requests()) == 1
+
+
+def test_a_decided_request_does_not_block_a_new_one(world) -> None:
+    svc, _, _ = world
+    first = requested(svc)
+    reject_request(svc, first.id, APPROVER, Team(), "not yet")
+    assert requested(svc).id != first.id

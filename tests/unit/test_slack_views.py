@@ -147,3 +147,32 @@ def test_a_long_pending_request_keeps_approve_and_reject() -> None:
     blocks = approval_blocks(replace(request, report=long_report))
     assert len(blocks) <= 50
     assert action_ids(blocks) == [ActionId.APPROVE, ActionId.REJECT]
+
+
+def test_announcements_render_mentions_as_people_and_directory_values_literally() -> None:
+    from bot.slack_views.blocks import (
+        applied_announcement,
+        rejected_announcement,
+        request_posted_announcement,
+        reverted_announcement,
+    )
+    from tests.support.slack_fake import render_mrkdwn, rendered_text
+
+    decided = a_request(
+        state=RequestState.REJECTED,
+        decided_by="U0BOSS",
+        decided_at=datetime(2026, 11, 26, 10, tzinfo=UTC),
+        decision_reason="<@U0EVIL> *bold* & more",
+        applied=a_request().plan,
+    )
+    for text, blocks in (
+        applied_announcement(decided),
+        rejected_announcement(decided),
+        reverted_announcement(decided),
+    ):
+        shown = rendered_text(blocks)
+        assert "@U0BOSS" in shown and "<@U0BOSS" not in shown and "&lt;" not in shown
+        assert "@U0BOSS" in render_mrkdwn(text)  # the notification says the same
+    assert "<@U0EVIL> *bold* & more" in rendered_text(rejected_announcement(decided)[1])
+    _, posted = request_posted_announcement(decided, "C0APPROVALS")
+    assert "went to #C0APPROVALS for approval" in rendered_text(posted)
