@@ -280,7 +280,9 @@ def authorize_decision(
         return Result(
             Outcome.REFUSED_NOT_APPROVER,
             request=request,
-            message="Only the configured approvers can decide SMTP match requests.",
+            message="Only the configured approvers can revert a change."
+            if action is Decision.REVERT
+            else "Only the configured approvers can decide SMTP match requests.",
         )
     return request
 
@@ -470,24 +472,33 @@ def _apply(svc: RequestServices, request: MatchRequest, actor: str) -> Result:
 def revert_request(
     svc: RequestServices, request_id: str, actor: str, team: TeamDirectory
 ) -> Result:
-    """An approver undoes an applied change that has not matched: the old values come back
-    through the same concurrency-safe write."""
-    request = svc.store.get_request(request_id)
-    if request is None:
-        return Result(Outcome.NOT_FOUND, message="This request does not exist (any more).")
-    if not is_approver(svc, actor, team):
-        return Result(
-            Outcome.REFUSED_NOT_APPROVER,
-            request=request,
-            message="Only the configured approvers can revert a change.",
-        )
+    """An approver other than the requester undoes an applied change that has not matched:
+    the old values come back through the same concurrency-safe write.
+
+    Entra ID is asked first: once the cloud user is bound to the AD user, restoring the old AD
+    values would not unbind it, so the revert is refused (and a request whose sync timed out
+    but bound later is settled as matched). Refusals are audited.
+    """
+    checked = authorize_decision(svc, request_id, actor, team, Decision.REVERT)
+    if isinstance(checked, Result):
+        return checked
+    request = checked
     from_states, to_state = decision_transition(Decision.REVERT)
     if request.state not in from_states or request.applied is None:
         return _stale(svc, request_id)
+    try:
+        bound = _bound_now(svc, request)
+    except DirectoryError as exc:
+        return _revert_outage(request, exc)
+    if bound:
+        return _refuse_bound_revert(svc, request, actor)
     inverse = request.applied.inverse()
     try:
         restored = svc.dirs.onprem.apply(inverse)
     except ConcurrentModification as exc:
+        svc.store.append_audit(
+            E.REVERT_REFUSED, request_id=request.id, actor=actor, details={"why": str(exc)}
+        )
         return Result(
             Outcome.CONFLICT,
             request=request,
@@ -495,26 +506,73 @@ def revert_request(
             "reverted); nothing was overwritten.",
         )
     except DirectoryError as exc:
-        reference = new_reference()
-        log.warning("revert of %s failed [ref %s]: %s", request_id, reference, exc)
-        return Result(
-            Outcome.OUTAGE,
-            request=request,
-            reference=reference,
-            message=f"{exc.directory} could not be reached; nothing was changed (ref {reference}).",
-        )
+        return _revert_outage(request, exc)
+    audit = AuditNote(E.REVERTED, actor, plan_to_dict(restored))
     reverted = svc.store.transition(
         request_id,
         from_states,
         to_state,
-        audit=AuditNote(E.REVERTED, actor, plan_to_dict(restored)),
+        audit=audit,
         decided_by=actor,
         decided_at=svc.clock(),
     )
+    if reverted is None:
+        # The watcher settled the request while AD was being written: the write happened
+        # all the same, so it is recorded (the log must never miss a change).
+        current = svc.store.get_request(request_id)
+        state = current.state if current else "gone"
+        svc.store.append_audit(
+            E.REVERTED,
+            request_id=request_id,
+            actor=actor,
+            details={**plan_to_dict(restored), "note": f"the request was already {state}"},
+        )
+        return Result(
+            Outcome.REVERTED,
+            request=current,
+            message=f"Reverted in AD, but the request had meanwhile become {state}.",
+        )
+    return Result(Outcome.REVERTED, request=reverted, message="Reverted: the old values are back.")
+
+
+def _bound_now(svc: RequestServices, request: MatchRequest) -> bool:
+    """Whether Entra ID shows the cloud user bound to the AD user now (asked live)."""
+    user = svc.dirs.cloud.get_user(request.cloud_user_id)
+    return (
+        user is not None
+        and user.on_premises_sync_enabled is True
+        and user.on_premises_immutable_id == request.anchor
+    )
+
+
+def _refuse_bound_revert(svc: RequestServices, request: MatchRequest, actor: str) -> Result:
+    why = (
+        "Entra ID has already bound the cloud user to the AD user, so restoring the old AD "
+        "values would not undo the match; nothing was changed."
+    )
+    svc.store.append_audit(
+        E.REVERT_REFUSED, request_id=request.id, actor=actor, details={"why": "already bound"}
+    )
+    settled = None
+    if request.state in (RequestState.APPLIED, RequestState.SYNC_TIMEOUT):
+        settled = svc.store.transition(
+            request.id,
+            [request.state],
+            RequestState.MATCHED,
+            audit=AuditNote(E.SYNC_MATCHED, None, {"detail": "bound (seen at a revert)"}),
+            decision_reason="Matched: Entra ID bound the users (seen when a revert was asked).",
+        )
+    return Result(Outcome.STALE, request=settled or request, message=why)
+
+
+def _revert_outage(request: MatchRequest, exc: DirectoryError) -> Result:
+    reference = new_reference()
+    log.warning("revert of %s failed [ref %s]: %s", request.id, reference, exc)
     return Result(
-        Outcome.REVERTED,
-        request=reverted or svc.store.get_request(request_id),
-        message="Reverted: the old values are back.",
+        Outcome.OUTAGE,
+        request=request,
+        reference=reference,
+        message=f"{exc.directory} could not be reached; nothing was changed (ref {reference}).",
     )
 
 

@@ -83,6 +83,13 @@ def requested(svc: RequestServices, address: str = "jane@contoso.com"):
     return result.request
 
 
+def approved(svc: RequestServices, address: str):
+    request = requested(svc, address)
+    result = approve_request(svc, request.id, APPROVER, Team())
+    assert result.outcome is Outcome.APPLIED
+    return result.request
+
+
 def test_an_eligible_address_becomes_a_pending_request_with_its_plan(world) -> None:
     svc, _, _ = world
     request = requested(svc)
@@ -340,3 +347,43 @@ def test_a_decided_request_does_not_block_a_new_one(world) -> None:
     first = requested(svc)
     reject_request(svc, first.id, APPROVER, Team(), "not yet")
     assert requested(svc).id != first.id
+
+
+def test_a_requester_who_is_also_an_approver_cannot_revert_alone_and_it_is_audited(
+    world,
+) -> None:
+    svc, ad, _ = world
+    request = approved(svc, "paul.primary@contoso.com")
+    both = replace(svc, approvers=(APPROVER, REQUESTER))
+    result = revert_request(both, request.id, REQUESTER, Team())
+    assert result.outcome is Outcome.REFUSED_SELF
+    assert ad_user(ad, "paul.primary").mail == "paul.primary@contoso.com"
+    [refusal] = [e for e in svc.store.list_audit(request_id=request.id) if "refused" in e.event]
+    assert (refusal.event, refusal.actor) == ("revert_refused", REQUESTER)
+
+
+def test_a_non_approvers_revert_is_refused_and_audited(world) -> None:
+    svc, _, _ = world
+    request = approved(svc, "paul.primary@contoso.com")
+    assert revert_request(svc, request.id, "U0RANDOM", Team()).outcome is (
+        Outcome.REFUSED_NOT_APPROVER
+    )
+    events = [e.event for e in svc.store.list_audit(request_id=request.id)]
+    assert events[-1] == "revert_refused"
+
+
+def test_a_revert_once_entra_has_bound_the_user_is_refused_and_settles_it_as_matched(
+    world,
+) -> None:
+    svc, ad, cloud = world
+    request = approved(svc, "paul.primary@contoso.com")
+    paul = next(u for u in cloud.users if u.id == request.cloud_user_id)
+    cloud.update_user(
+        replace(paul, on_premises_sync_enabled=True, on_premises_immutable_id=request.anchor)
+    )
+    result = revert_request(svc, request.id, APPROVER, Team())
+    assert result.outcome is Outcome.STALE and "already bound" in result.message
+    assert ad_user(ad, "paul.primary").mail == "paul.primary@contoso.com"  # not restored
+    assert svc.store.get_request(request.id).state is RequestState.MATCHED
+    events = [e.event for e in svc.store.list_audit(request_id=request.id)]
+    assert events[-2:] == ["revert_refused", "sync_matched"]
