@@ -24,7 +24,7 @@ from bot.domain import MatchRequest
 from bot.errors import ConfigurationError
 from bot.rules.engine import Policy
 from bot.services.check import Directories
-from bot.services.requests import RequestServices, expire_and_show
+from bot.services.requests import RequestServices, expire_and_show, recover_stuck_approvals
 from bot.services.sync import SyncServices, poll_due_watches, start_watch
 from bot.settings import Settings, SyncTrigger
 from bot.store.repository import Store
@@ -178,7 +178,7 @@ class Bot:
     threads: list[threading.Thread] = field(default_factory=list)
 
     def start_background(self) -> None:
-        """Start the expiry sweep and the sync watcher."""
+        """Start the sweep (expiry, claims stuck in ``approving``) and the sync watcher."""
         for target, name in ((self._sweep_expired, "expiry"), (self._watch_sync, "sync-watch")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -200,6 +200,7 @@ class Bot:
         while not self.stop_event.wait(30):
             try:
                 expire_and_show(self.services)
+                recover_stuck_approvals(self.services)
             except Exception:  # a sweep fault must not kill the bot; it is logged and retried
                 log.exception("expiry sweep failed; retrying in 30 s")
 

@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from bot.domain import AuditEventName, AuditNote, MatchRequest, OpenRequestExists
-from bot.errors import ConcurrentModification, DirectoryError
-from bot.ports import ApprovalBoard, RequestStore, TeamDirectory
+from bot.errors import ConcurrentModification, DirectoryError, DirectoryUnavailable
+from bot.ports import ApprovalBoard, ChangePlan, RequestStore, TeamDirectory
 from bot.rules.checks import Report, Verdict
 from bot.rules.codec import plan_to_dict
 from bot.rules.requests import (
@@ -359,7 +359,7 @@ def approve_request(
 
 
 def _release(
-    svc: RequestServices, request: MatchRequest, actor: str, exc: DirectoryError
+    svc: RequestServices, request: MatchRequest, actor: str | None, exc: DirectoryError
 ) -> Result:
     reference = new_reference()
     log.warning("approval of %s aborted [ref %s]: %s", request.id, reference, exc)
@@ -383,7 +383,7 @@ def _release(
 def _fail(
     svc: RequestServices,
     request: MatchRequest,
-    actor: str,
+    actor: str | None,
     outcome: Outcome,
     why: str,
     report: Report | None = None,
@@ -451,22 +451,130 @@ def _apply(svc: RequestServices, request: MatchRequest, actor: str) -> Result:
             svc, request, actor, Outcome.CONFLICT, f"{exc}. Nothing was overwritten.", report
         )
     except DirectoryError as exc:
-        return _release(svc, request, actor, exc)
+        # The modify may have reached AD before the connection dropped: look, don't guess.
+        return _settle_after_fault(svc, request, actor, report.plan, exc, report)
+    return _record_applied(svc, request, actor, applied, report)
 
+
+def _record_applied(
+    svc: RequestServices,
+    request: MatchRequest,
+    actor: str | None,
+    applied: ChangePlan,
+    report: Report | None,
+    note: str | None = None,
+) -> Result:
+    details = plan_to_dict(applied) | ({"note": note} if note else {})
     done = svc.store.transition(
         request.id,
         [RequestState.APPROVING],
         RequestState.APPLIED,
-        audit=AuditNote(E.APPLIED, actor, plan_to_dict(applied)),
+        audit=AuditNote(E.APPLIED, actor, details),
         applied=applied,
     )
-    assert done is not None  # we hold the APPROVING claim: nobody else can move it
+    if done is None:  # another replica's recovery settled it first
+        return _stale(svc, request.id)
     for listener in svc.applied_listeners:
         try:
             listener(done)
         except Exception:  # the write is done and recorded; a listener must not hide that
             log.exception("a listener of applied request %s failed", done.id)
     return Result(Outcome.APPLIED, request=done, report=report, message="Applied.")
+
+
+class _Written(StrEnum):
+    AFTER = "after"  # AD holds the planned values: the write happened
+    BEFORE = "before"  # AD holds the old values: nothing was written
+    NEITHER = "neither"  # someone else changed the object meanwhile
+
+
+def _what_ad_holds(svc: RequestServices, request: MatchRequest, plan: ChangePlan) -> _Written:
+    """Read the AD object again and compare it with the plan's before and after values.
+
+    Raises:
+        DirectoryError: AD still cannot be read.
+    """
+    found = [u for u in svc.dirs.onprem.find_users(request.address, request.onprem_dn)]
+    user = next((u for u in found if u.dn.lower() == plan.dn.lower()), None)
+    if user is None:
+        return _Written.NEITHER
+    current = {"mail": (user.mail,) if user.mail else (), "proxyaddresses": user.proxy_addresses}
+
+    def holds(side: str) -> bool:
+        for change in plan.changes:
+            values = current.get(change.attribute.lower())
+            wanted = change.after if side == "after" else change.before
+            if values is None or sorted(values) != sorted(wanted):
+                return False
+        return True
+
+    if holds("after"):
+        return _Written.AFTER
+    if holds("before"):
+        return _Written.BEFORE
+    return _Written.NEITHER
+
+
+def _settle_after_fault(
+    svc: RequestServices,
+    request: MatchRequest,
+    actor: str | None,
+    plan: ChangePlan,
+    exc: DirectoryError,
+    report: Report | None = None,
+) -> Result:
+    """After a write fault, record what really happened in AD; if AD cannot be read either,
+    leave the claim in ``approving`` for :func:`recover_stuck_approvals` to settle."""
+    try:
+        written = _what_ad_holds(svc, request, plan)
+    except DirectoryError as again:
+        reference = new_reference()
+        log.warning(
+            "write for %s failed and AD cannot be re-read [ref %s]: %s / %s",
+            request.id,
+            reference,
+            exc,
+            again,
+        )
+        return Result(
+            Outcome.OUTAGE,
+            request=svc.store.get_request(request.id),
+            reference=reference,
+            message=f"{exc.directory} stopped answering during the write; whether it was made "
+            "will be checked and recorded automatically as soon as AD answers "
+            f"(ref {reference}).",
+        )
+    if written is _Written.AFTER:
+        return _record_applied(
+            svc, request, actor, plan, report, note=f"confirmed by a re-read after: {exc}"
+        )
+    if written is _Written.BEFORE:
+        return _release(svc, request, actor, exc)
+    why = (
+        f"The write failed ({exc}) and the AD object now holds neither the old nor the planned "
+        "values: someone else changed it. Check it by hand."
+    )
+    return _fail(svc, request, actor, Outcome.CONFLICT, why, report)
+
+
+#: How long a claim may stay in ``approving`` before the sweep settles it.
+STUCK_AFTER = timedelta(minutes=10)
+
+
+def recover_stuck_approvals(svc: RequestServices) -> list[Result]:
+    """Settle requests left in ``approving`` (a crash or an outage mid-write): AD is read
+    and the request recorded as applied, released to pending, or failed accordingly."""
+    results = []
+    cutoff = svc.clock() - STUCK_AFTER
+    for request in svc.store.list_requests(states=[RequestState.APPROVING], limit=50):
+        if request.updated_at > cutoff:
+            continue
+        fault = DirectoryUnavailable("Active Directory", request.onprem_dn, "no answer recorded")
+        result = _settle_after_fault(svc, request, None, request.plan, fault)
+        if result.request is not None and result.outcome is not Outcome.OUTAGE:
+            show_current_state(svc.store, svc.board, result.request.id)
+        results.append(result)
+    return results
 
 
 def revert_request(

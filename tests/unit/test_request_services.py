@@ -22,6 +22,7 @@ from bot.services.requests import (
     check_for,
     expire_requests,
     load_check,
+    recover_stuck_approvals,
     reject_request,
     request_match,
     revert_request,
@@ -387,3 +388,56 @@ def test_a_revert_once_entra_has_bound_the_user_is_refused_and_settles_it_as_mat
     assert svc.store.get_request(request.id).state is RequestState.MATCHED
     events = [e.event for e in svc.store.list_audit(request_id=request.id)]
     assert events[-2:] == ["revert_refused", "sync_matched"]
+
+
+def failing_after_write(ad: DemoActiveDirectory) -> None:
+    """The modify reaches AD, then the connection drops before the answer."""
+    real_apply = ad.apply
+
+    def apply(plan):
+        real_apply(plan)
+        raise DirectoryUnavailable("Active Directory", "dc1:636", "connection reset")
+
+    ad.apply = apply  # type: ignore[method-assign]
+
+
+def test_a_write_that_reached_ad_before_the_fault_is_recorded_as_applied(world) -> None:
+    svc, ad, _ = world
+    request = requested(svc, "paul.primary@contoso.com")
+    failing_after_write(ad)
+    result = approve_request(svc, request.id, APPROVER, Team())
+    assert result.outcome is Outcome.APPLIED
+    stored = svc.store.get_request(request.id)
+    assert stored.state is RequestState.APPLIED
+    assert stored.applied == stored.plan  # the old values are kept for a revert
+    applied = [e for e in svc.store.list_audit(request_id=request.id) if e.event == "applied"]
+    assert "connection reset" in str(applied[0].details["note"])
+
+
+def test_a_write_fault_before_ad_changed_releases_the_request(world) -> None:
+    svc, ad, _ = world
+    request = requested(svc)
+
+    def refuse(plan):
+        raise DirectoryUnavailable("Active Directory", "dc1:636", "connection reset")
+
+    ad.apply = refuse  # type: ignore[method-assign]
+    result = approve_request(svc, request.id, APPROVER, Team())
+    assert result.outcome is Outcome.OUTAGE
+    assert svc.store.get_request(request.id).state is RequestState.PENDING
+    assert ad_user(ad, "jane.doe").mail is None
+
+
+def test_a_claim_stuck_in_approving_is_settled_by_the_sweep_from_what_ad_holds(world) -> None:
+    svc, ad, _ = world
+    written = requested(svc, "paul.primary@contoso.com")
+    untouched = requested(svc, "jane@contoso.com")
+    for request in (written, untouched):  # a crash right after the claim
+        svc.store.transition(request.id, [RequestState.PENDING], RequestState.APPROVING)
+    ad.apply(written.plan)  # ... and for one of them, after the write
+    assert recover_stuck_approvals(svc) == []  # too recent: maybe still in progress
+    svc.clock.now += timedelta(minutes=11)  # type: ignore[attr-defined]
+    outcomes = {r.request.id: r.outcome for r in recover_stuck_approvals(svc)}
+    assert outcomes == {written.id: Outcome.APPLIED, untouched.id: Outcome.OUTAGE}
+    assert svc.store.get_request(written.id).state is RequestState.APPLIED
+    assert svc.store.get_request(untouched.id).state is RequestState.PENDING
