@@ -7,9 +7,9 @@ import json
 from datetime import UTC, datetime
 from typing import TextIO
 
+from bot.bootstrap import open_store
 from bot.errors import InvalidInput
 from bot.settings import load_settings
-from bot.store.repository import Store
 
 
 def parse_since(text: str | None) -> datetime | None:
@@ -24,10 +24,12 @@ def parse_since(text: str | None) -> datetime | None:
 
 
 def export_audit(*, since: str | None, fmt: str, out: TextIO) -> int:
-    """Write the audit events (oldest first) to ``out``; returns the exit code."""
+    """Write the audit events (oldest first) to ``out``; returns the exit code.
+
+    Read-only: the database is neither migrated nor created.
+    """
     start = parse_since(since)
-    store = Store(load_settings().smtpmatch_database_url)
-    store.migrate()
+    store = open_store(load_settings(), read_only=True)
     try:
         events = store.list_audit(since=start)
     finally:
@@ -36,7 +38,7 @@ def export_audit(*, since: str | None, fmt: str, out: TextIO) -> int:
         {
             "id": e.id,
             "at": e.at.isoformat(),
-            "event": e.event,
+            "event": str(e.event),
             "request_id": e.request_id,
             "actor": e.actor,
             "details": e.details,

@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run_check(args: argparse.Namespace) -> int:
-    from bot.compose import build_directories
+    from bot.bootstrap import build_directories
 
     # Validate the input before anything connects to a directory.
     parse_address(args.address)

@@ -7,11 +7,18 @@ permission is returned as :class:`bot.models.Unknown` where the signature allows
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
 
 from bot.models import CloudUser, Holder, OnPremUser, RoleAssignment, Tenant, Unknown
+
+if TYPE_CHECKING:  # the domain and report types build on ChangePlan below
+    from bot.domain import AuditDetails, AuditEvent, AuditNote, MatchRequest, SyncWatch
+    from bot.rules.checks import Report
+    from bot.rules.requests import RequestState
+    from bot.rules.sync import SyncJudgement
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,4 +143,164 @@ class CloudDirectory(Protocol):
 
     def tenant(self) -> Tenant:
         """Verified domains and on-prem synchronization flags."""
+        ...
+
+
+# -- ports of the request and sync use cases ---------------------------------------------------
+
+
+class TeamDirectory(Protocol):
+    """Who belongs to a chat user group (resolved at click time, never cached long)."""
+
+    def group_members(self, group_id: str) -> Collection[str]:
+        """User ids in the user group ``group_id``."""
+        ...
+
+
+class ApprovalBoard(Protocol):
+    """Where approvers see requests: one message per request, kept showing its state."""
+
+    def post(self, request: MatchRequest) -> tuple[str, str] | None:
+        """Post a new request for approval; returns ``(channel, ts)``, or None without a
+        channel."""
+        ...
+
+    def show(self, request: MatchRequest) -> None:
+        """Make the request's message show its current state (buttons only while open)."""
+        ...
+
+
+class RequestStore(Protocol):
+    """Requests, audit events and sync watches (the SQL adapter is :class:`bot.store.Store`).
+
+    Every state change is a compare-and-set; an audit note is written with the change it
+    records, in the same transaction.
+    """
+
+    def create_request(
+        self,
+        *,
+        address: str,
+        target_address: str,
+        onprem_dn: str,
+        cloud_user_id: str,
+        cloud_upn: str,
+        anchor: str,
+        plan: ChangePlan,
+        report: Report,
+        requester_id: str,
+        expires_at: datetime,
+        onprem_id: str | None = None,
+        requester_name: str | None = None,
+        reason: str | None = None,
+        approval_channel: str | None = None,
+        approval_ts: str | None = None,
+        requester_channel: str | None = None,
+        notify_ts: str | None = None,
+        audit: AuditNote | None = None,
+        exclusive: bool = False,
+    ) -> MatchRequest:
+        """Store a new pending request; with ``exclusive``, refuse (``OpenRequestExists``)
+        while another request for the address or AD object is open."""
+        ...
+
+    def get_request(self, request_id: str) -> MatchRequest | None:
+        """One request, or None."""
+        ...
+
+    def transition(
+        self,
+        request_id: str,
+        from_states: Iterable[RequestState],
+        to_state: RequestState,
+        audit: AuditNote | None = None,
+        **fields: object,
+    ) -> MatchRequest | None:
+        """Compare-and-set the state; None when the request was not in ``from_states``."""
+        ...
+
+    def update_fields(self, request_id: str, **fields: object) -> MatchRequest:
+        """Set non-state fields (message coordinates)."""
+        ...
+
+    def list_requests(
+        self,
+        *,
+        requester_id: str | None = None,
+        states: Iterable[RequestState] | None = None,
+        limit: int = 20,
+    ) -> list[MatchRequest]:
+        """Requests, newest first."""
+        ...
+
+    def expire_due(self, now: datetime) -> list[MatchRequest]:
+        """Expire every overdue pending request; returns those this call expired."""
+        ...
+
+    def append_audit(
+        self,
+        event: str,
+        *,
+        request_id: str | None = None,
+        actor: str | None = None,
+        details: AuditDetails | None = None,
+    ) -> AuditEvent:
+        """Append one audit event."""
+        ...
+
+    def get_audit(self, event_id: int) -> AuditEvent | None:
+        """One audit event, or None."""
+        ...
+
+    def list_audit(
+        self,
+        *,
+        since: datetime | None = None,
+        request_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEvent]:
+        """Audit events, oldest first."""
+        ...
+
+    def create_watch(
+        self,
+        request_id: str,
+        anchor: str,
+        cloud_user_id: str,
+        deadline: datetime,
+        next_poll_at: datetime,
+    ) -> SyncWatch:
+        """Start watching sync for an applied request."""
+        ...
+
+    def lease_due_watches(
+        self, owner: str, now: datetime, lease_seconds: float, limit: int = 10
+    ) -> list[SyncWatch]:
+        """Claim due watches for a while."""
+        ...
+
+    def reschedule_watch(
+        self, watch_id: int, owner: str, next_poll_at: datetime, attempts: int
+    ) -> bool:
+        """Set the next poll of a leased watch; False when the lease was lost."""
+        ...
+
+    def finish_watch(self, watch_id: int, owner: str, outcome: str, detail: str) -> bool:
+        """Record a leased watch's outcome; False when the lease was lost."""
+        ...
+
+
+class Notifier(Protocol):
+    """Tells people about sync (the Slack adapter posts to the team and the requester)."""
+
+    def sync_started(self, request: MatchRequest, note: str) -> str | None:
+        """The change was written and sync was triggered (or is awaited).
+
+        Returns:
+            The ts of the team message that later results thread under, if one was posted.
+        """
+        ...
+
+    def sync_finished(self, request: MatchRequest, judgement: SyncJudgement) -> None:
+        """Sync matched, failed or timed out."""
         ...

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from slack_bolt import App, Args
+from slack_bolt.response import BoltResponse
 
 from bot.slack_views.ids import ActionId, CallbackId
 from handlers import actions, commands, home
-from handlers.context import BotContext
+from handlers.context import BotContext, describe_fault
+
+log = logging.getLogger("smtpmatch.handlers")
 
 
 def _bind(fn: Callable[..., None], ctx: BotContext) -> Callable[[Args], None]:
@@ -24,8 +28,20 @@ def _bind(fn: Callable[..., None], ctx: BotContext) -> Callable[[Args], None]:
     return listener
 
 
+def handle_listener_fault(error: Exception, body: Mapping[str, object]) -> BoltResponse:
+    """Bolt's one error handler: a fault raised by a listener itself (before it could hand
+    work over) is logged with a reference id, and the answer Slack gets carries the same id.
+
+    Faults in the work the listeners hand over are told by the same convention
+    (:func:`handlers.context.describe_fault`) on the bot's executors.
+    """
+    text, _ = describe_fault(error, f"a Slack {body.get('type') or 'request'}")
+    # A slash command shows this body to its user; other kinds only need the 200.
+    return BoltResponse(status=200, body=text)
+
+
 def register(app: App, ctx: BotContext) -> None:
-    """Attach every listener to ``app``."""
+    """Attach every listener, and the error handler, to ``app``."""
     listeners: list[tuple[Callable[[Any], Any], Callable[..., None]]] = [
         (app.command("/smtpmatch"), commands.handle_smtpmatch_command),
         (app.action(ActionId.REQUEST_APPROVAL.value), actions.handle_request_approval_action),
@@ -38,3 +54,4 @@ def register(app: App, ctx: BotContext) -> None:
     ]
     for decorator, fn in listeners:
         decorator(_bind(fn, ctx))
+    app.error(handle_listener_fault)

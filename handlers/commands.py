@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from slack_bolt import Ack, Respond
 
 from bot.errors import InvalidInput
 from bot.rules.address import parse_address
-from bot.rules.codec import report_to_dict
 from bot.services.check import parse_onprem_id
 from bot.services.requests import check_for
-from bot.slack_views.blocks import help_blocks, report_blocks
-from handlers.context import BotContext, reply_on_fault
+from bot.slack_views.blocks import Block, help_blocks, report_blocks
+from handlers.context import BUSY, BotContext, run_telling_faults
+from handlers.payloads import parse_command as parse_command_payload
 
 MAX_COMMAND_TEXT = 1100
 
@@ -45,34 +46,54 @@ def parse_command(text: str) -> CheckCommand | None:
 
 
 def handle_smtpmatch_command(
-    ack: Ack, command: dict[str, Any], respond: Respond, ctx: BotContext
+    ack: Ack, command: Mapping[str, object], respond: Respond, ctx: BotContext
 ) -> None:
-    """Ack within Slack's 3 s (nothing slow happens before), then answer with the report."""
+    """Ack within Slack's 3 s (nothing slow happens before), then answer with the report.
+
+    The ack itself carries every answer that needs no lookup: usage errors, help, the rate
+    limit and "busy" when the check executor is full.
+    """
+    payload = parse_command_payload(command)
     try:
-        parsed = parse_command(str(command.get("text") or ""))
+        parsed = parse_command(payload.text)
     except InvalidInput as exc:
         ack(response_type="ephemeral", text=f":warning: {exc}. Type `/smtpmatch help` for usage.")
         return
     if parsed is None:
         ack(response_type="ephemeral", blocks=help_blocks(), text="smtpmatch help")
         return
+    wait = ctx.rate_limit.allow(payload.user_id)
+    if wait is not None:
+        ack(
+            response_type="ephemeral",
+            text=f":raised_hand: You ran {ctx.rate_limit.limit} checks in the last minute; "
+            f"try again in {max(math.ceil(wait), 1)} s.",
+        )
+        return
+    slot = ctx.checks.reserve()
+    if slot is None:
+        ack(response_type="ephemeral", text=BUSY)
+        return
     ack(
         response_type="ephemeral",
         text=f"Checking {parsed.address} in Active Directory and Entra ID…",
     )
-
-    ctx.background.submit(_report, parsed, str(command.get("user_id", "")), respond, ctx)
+    slot.run(_report, parsed, payload.user_id, respond, ctx)
 
 
 def _report(parsed: CheckCommand, user: str, respond: Respond, ctx: BotContext) -> None:
     """Look the address up in both directories and answer the requester with the report."""
-    with reply_on_fault(respond, f"the check of {parsed.address}"):
+
+    def reply(text: str, blocks: list[Block]) -> None:
+        respond(response_type="ephemeral", text=text, blocks=blocks)
+
+    def work() -> None:
         report, check_id = check_for(ctx.services, parsed.address, parsed.onprem_id, user)
-        data = report_to_dict(report)
-        respond(
-            response_type="ephemeral",
-            text=f"{report.address}: {report.verdict}",
-            blocks=report_blocks(
-                data, request_check=check_id if ctx.approval_channel is not None else None
+        reply(
+            f"{report.address}: {report.verdict}",
+            report_blocks(
+                report, request_check=check_id if ctx.approval_channel is not None else None
             ),
         )
+
+    run_telling_faults(reply, f"the check of {parsed.address}", work)

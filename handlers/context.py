@@ -1,35 +1,69 @@
-"""What every handler needs, built once by the composition root."""
+"""What every handler needs (built once by the composition root), and the one way faults are
+told: a short message with a reference id that is also in the log."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Callable, Collection, Iterator
-from concurrent.futures import Executor, ThreadPoolExecutor
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any
 
 from slack_sdk import WebClient
 
 from bot.errors import DirectoryError, SmtpMatchError
 from bot.services.requests import RequestServices, new_reference
-from bot.slack_views.blocks import error_blocks
+from bot.slack_views.blocks import Block, error_blocks
+from bot.workers import RateLimit, WorkPool
 
 log = logging.getLogger("smtpmatch.handlers")
+
+#: What a user is told when the bot's executors are full (nothing was queued or changed).
+BUSY = (
+    ":hourglass: smtpmatch is busy right now; try again in a minute. "
+    "Nothing was started or changed."
+)
+
+#: A reply to a user: ``reply(text, blocks)``.
+Reply = Callable[[str, list[Block]], None]
+
+
+def _pool(name: str, workers: int) -> Callable[[], WorkPool]:
+    return lambda: WorkPool(name, workers, 64)
 
 
 @dataclass
 class BotContext:
-    """Services and Slack destinations for the handlers."""
+    """Services, Slack destinations and the bot's own executors, for the handlers.
+
+    Slow work never runs on Bolt's listener threads: checks (directory lookups) on
+    ``checks``, decisions (re-check, write, trigger, posts) on ``decisions``, short Slack and
+    database work (modals, Home, notices) on ``quick``.
+    """
 
     services: RequestServices
     approval_channel: str | None
     notify_channel: str | None = None
-    #: Where slow work runs after the ack. Bolt's own listener pool is small; if the lookups
-    #: ran there, a burst of commands against a slow directory would queue later acks.
-    background: Executor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=32, thread_name_prefix="work")
-    )
+    checks: WorkPool = field(default_factory=_pool("check", 8))
+    decisions: WorkPool = field(default_factory=_pool("decide", 8))
+    quick: WorkPool = field(default_factory=_pool("quick", 4))
+    #: Tells users "busy" when another pool is full; its own queue is long and its work short.
+    notices: WorkPool = field(default_factory=lambda: WorkPool("notice", 2, 1000))
+    rate_limit: RateLimit = field(default_factory=lambda: RateLimit(10))
+
+    def pools(self) -> tuple[WorkPool, ...]:
+        """Every executor, for shutting down."""
+        return (self.checks, self.decisions, self.quick, self.notices)
+
+    def tell_busy(self, reply: Reply) -> None:
+        """Tell a user the bot is busy, off the listener thread."""
+        if not self.notices.submit(_quietly, reply, BUSY):
+            log.warning("every executor is full; a user could not even be told so")
+
+
+def _quietly(reply: Reply, text: str) -> None:
+    try:
+        reply(text, error_blocks(text, None))
+    except Exception:
+        log.exception("could not tell a user that the bot is busy")
 
 
 class SlackTeamDirectory:
@@ -46,34 +80,40 @@ class SlackTeamDirectory:
         return frozenset(str(u) for u in users)
 
 
-@contextlib.contextmanager
-def reply_on_fault(reply: Callable[..., Any], what: str) -> Iterator[None]:
-    """Turn a fault into a short user message with a reference id that is also in the log.
+def describe_fault(exc: BaseException, what: str) -> tuple[str, list[Block]]:
+    """The short message (text, blocks) for a fault; logs it with the same reference id.
 
-    A "no" from the rules is never an exception, so anything caught here is a fault: a directory
+    A "no" from the rules is never an exception, so anything here is a fault: a directory
     that could not answer, or a bug. The full error goes to the log only.
     """
-    try:
-        yield
-    except DirectoryError as exc:
-        reference = new_reference()
+    reference = new_reference()
+    if isinstance(exc, DirectoryError):
         log.warning("%s failed [ref %s]: %s", what, reference, exc)
-        reply(
-            text=f"{exc.directory} could not answer; nothing was changed. (ref {reference})",
-            blocks=error_blocks(
+        return (
+            f"{exc.directory} could not answer; nothing was changed. (ref {reference})",
+            error_blocks(
                 f"{exc.directory} could not answer, so {what} did not finish. Nothing was "
                 f"changed. {exc}",
                 reference,
             ),
         )
-    except SmtpMatchError as exc:
-        reference = new_reference()
+    if isinstance(exc, SmtpMatchError):
         log.warning("%s failed [ref %s]: %s", what, reference, exc)
-        reply(text=f"{exc} (ref {reference})", blocks=error_blocks(str(exc), reference))
-    except Exception:
-        reference = new_reference()
-        log.exception("%s failed unexpectedly [ref %s]", what, reference)
-        reply(
-            text=f"Something went wrong; nothing was changed. (ref {reference})",
-            blocks=error_blocks("Something went wrong; nothing was changed.", reference),
-        )
+        return f"{exc} (ref {reference})", error_blocks(str(exc), reference)
+    log.error("%s failed unexpectedly [ref %s]", what, reference, exc_info=exc)
+    return (
+        f"Something went wrong; nothing was changed. (ref {reference})",
+        error_blocks("Something went wrong; nothing was changed.", reference),
+    )
+
+
+def run_telling_faults(reply: Reply, what: str, work: Callable[[], None]) -> None:
+    """Run ``work`` (on one of the bot's executors); a fault is told through ``reply``."""
+    try:
+        work()
+    except Exception as exc:  # noqa: BLE001 (told to the user and logged with a reference)
+        text, blocks = describe_fault(exc, what)
+        try:
+            reply(text, blocks)
+        except Exception:
+            log.exception("could not tell the user about a fault in %s", what)

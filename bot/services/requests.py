@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
 
-from bot.errors import ConcurrentModification, DirectoryError
+from bot.domain import AuditEventName, AuditNote, MatchRequest, OpenRequestExists
+from bot.errors import ConcurrentModification, DirectoryError, DirectoryUnavailable
+from bot.ports import ApprovalBoard, ChangePlan, RequestStore, TeamDirectory
 from bot.rules.checks import Report, Verdict
-from bot.rules.codec import plan_from_dict, plan_to_dict, report_to_dict
+from bot.rules.codec import plan_to_dict
 from bot.rules.requests import (
     OPEN_STATES,
     TERMINAL_STATES,
@@ -27,17 +28,11 @@ from bot.rules.requests import (
     decision_transition,
 )
 from bot.services.check import Directories, check_match
-from bot.store.repository import AuditNote, MatchRequest, Store
 
 log = logging.getLogger(__name__)
+E = AuditEventName
 
-
-class TeamDirectory(Protocol):
-    """Who belongs to a Slack user group (resolved at click time, never cached long)."""
-
-    def group_members(self, group_id: str) -> Collection[str]:
-        """User ids in the user group ``group_id``."""
-        ...
+__all__ = ["TeamDirectory"]  # re-exported: callers named it here before it moved to the ports
 
 
 class Outcome(StrEnum):
@@ -56,19 +51,38 @@ class Outcome(StrEnum):
     REVERTED = "reverted"
     NOT_ELIGIBLE = "not_eligible"
     REQUESTED = "requested"
+    ALREADY_OPEN = "already_open"  # another request for the address or AD object is open
+
+
+class NoBoard:
+    """No approvers' channel: requests are stored but not posted anywhere."""
+
+    def post(self, request: MatchRequest) -> tuple[str, str] | None:
+        """Nothing to post to."""
+        return None
+
+    def show(self, request: MatchRequest) -> None:
+        """Nothing to update."""
+
+
+#: Something to do once a match was applied (start the sync watch, tell people).
+AppliedListener = Callable[[MatchRequest], None]
 
 
 @dataclass
 class RequestServices:
-    """What the request use cases need: directories, store, approvers, clock."""
+    """What the request use cases need: directories, store, approvers, clock, and where
+    requests are shown. Built by the composition root (:mod:`bot.bootstrap`)."""
 
     dirs: Directories
-    store: Store
+    store: RequestStore
     approvers: tuple[str, ...] = ()
     ttl: timedelta = timedelta(hours=24)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    #: Called with each applied request (the sync watcher hooks in here).
-    on_applied: Callable[[MatchRequest], None] | None = None
+    board: ApprovalBoard = field(default_factory=NoBoard)
+    #: The "a match was applied" event: each listener is called once per applied request,
+    #: after the write is recorded; a listener's fault is logged and does not hide the write.
+    applied_listeners: Sequence[AppliedListener] = ()
 
 
 @dataclass(frozen=True)
@@ -110,7 +124,7 @@ def check_for(
     """
     report = check_match(svc.dirs, address, onprem_id)
     event = svc.store.append_audit(
-        "checked",
+        E.CHECKED,
         actor=actor,
         details={
             "address": report.address,
@@ -130,7 +144,7 @@ def load_check(svc: RequestServices, check_id: str, actor: str) -> tuple[str, st
     """
     stale = "This report is no longer valid; run `/smtpmatch` again."
     event = svc.store.get_audit(int(check_id)) if check_id.isdigit() else None
-    if event is None or event.event != "checked":
+    if event is None or event.event != E.CHECKED:
         return stale
     if event.actor != actor:
         return "Only the person who ran this check can request approval for it."
@@ -194,27 +208,38 @@ def request_match(
             message=f"{report.address} is no longer eligible ({report.verdict}): {report.summary}",
         )
     assert report.cloud is not None and report.onprem is not None and report.target_address
-    request = svc.store.create_request(
-        address=report.address,
-        onprem_id=onprem_id,
-        target_address=report.target_address,
-        onprem_dn=report.onprem.dn,
-        cloud_user_id=report.cloud.id,
-        cloud_upn=report.cloud.user_principal_name,
-        anchor=report.onprem.anchor,
-        plan=plan_to_dict(report.plan),
-        report=report_to_dict(report),
-        requester_id=requester_id,
-        requester_name=requester_name,
-        reason=reason,
-        requester_channel=requester_channel,
-        expires_at=svc.clock() + svc.ttl,
-        audit=AuditNote(
-            "requested",
-            requester_id,
-            {"address": report.address, "dn": report.onprem.dn, "reason": reason},
-        ),
-    )
+    try:
+        request = svc.store.create_request(
+            address=report.address,
+            onprem_id=onprem_id,
+            target_address=report.target_address,
+            onprem_dn=report.onprem.dn,
+            cloud_user_id=report.cloud.id,
+            cloud_upn=report.cloud.user_principal_name,
+            anchor=report.onprem.anchor,
+            plan=report.plan,
+            report=report,
+            requester_id=requester_id,
+            requester_name=requester_name,
+            reason=reason,
+            requester_channel=requester_channel,
+            expires_at=svc.clock() + svc.ttl,
+            audit=AuditNote(
+                E.REQUESTED,
+                requester_id,
+                {"address": report.address, "dn": report.onprem.dn, "reason": reason},
+            ),
+            exclusive=True,
+        )
+    except OpenRequestExists as exc:
+        open_request = exc.existing
+        return Result(
+            Outcome.ALREADY_OPEN,
+            request=open_request,
+            report=report,
+            message=f"Request `{open_request.id}` for {open_request.target_address} → "
+            f"{open_request.onprem_dn} is still {open_request.state}; nothing new was created.",
+        )
     return Result(Outcome.REQUESTED, request=request, report=report)
 
 
@@ -238,7 +263,7 @@ def authorize_decision(
         return Result(Outcome.NOT_FOUND, message="This request does not exist (any more).")
     if actor == request.requester_id:
         svc.store.append_audit(
-            f"{action}_refused", request_id=request.id, actor=actor, details={"why": "requester"}
+            E(f"{action}_refused"), request_id=request.id, actor=actor, details={"why": "requester"}
         )
         return Result(
             Outcome.REFUSED_SELF,
@@ -247,7 +272,7 @@ def authorize_decision(
         )
     if not is_approver(svc, actor, team):
         svc.store.append_audit(
-            f"{action}_refused",
+            E(f"{action}_refused"),
             request_id=request.id,
             actor=actor,
             details={"why": "not an approver"},
@@ -255,7 +280,9 @@ def authorize_decision(
         return Result(
             Outcome.REFUSED_NOT_APPROVER,
             request=request,
-            message="Only the configured approvers can decide SMTP match requests.",
+            message="Only the configured approvers can revert a change."
+            if action is Decision.REVERT
+            else "Only the configured approvers can decide SMTP match requests.",
         )
     return request
 
@@ -263,7 +290,7 @@ def authorize_decision(
 def _expire_if_due(svc: RequestServices, request: MatchRequest) -> Result | None:
     if request.state is RequestState.PENDING and request.expires_at <= svc.clock():
         expired = svc.store.transition(
-            request.id, [RequestState.PENDING], RequestState.EXPIRED, audit=AuditNote("expired")
+            request.id, [RequestState.PENDING], RequestState.EXPIRED, audit=AuditNote(E.EXPIRED)
         )
         current = expired or svc.store.get_request(request.id)
         return Result(Outcome.EXPIRED, request=current, message="This request has expired.")
@@ -276,7 +303,7 @@ def _stale(svc: RequestServices, request_id: str) -> Result:
     return Result(Outcome.STALE, request=current, message=f"This request is already {state}.")
 
 
-_DECIDED = {Decision.APPROVE: "approved", Decision.REJECT: "rejected"}
+_DECIDED = {Decision.APPROVE: E.APPROVED, Decision.REJECT: E.REJECTED}
 
 
 def _decide(
@@ -332,7 +359,7 @@ def approve_request(
 
 
 def _release(
-    svc: RequestServices, request: MatchRequest, actor: str, exc: DirectoryError
+    svc: RequestServices, request: MatchRequest, actor: str | None, exc: DirectoryError
 ) -> Result:
     reference = new_reference()
     log.warning("approval of %s aborted [ref %s]: %s", request.id, reference, exc)
@@ -340,7 +367,7 @@ def _release(
         request.id,
         [RequestState.APPROVING],
         RequestState.PENDING,
-        audit=AuditNote("approval_aborted", actor, {"error": str(exc), "reference": reference}),
+        audit=AuditNote(E.APPROVAL_ABORTED, actor, {"error": str(exc), "reference": reference}),
         decided_by=None,
         decided_at=None,
     )
@@ -356,7 +383,7 @@ def _release(
 def _fail(
     svc: RequestServices,
     request: MatchRequest,
-    actor: str,
+    actor: str | None,
     outcome: Outcome,
     why: str,
     report: Report | None = None,
@@ -365,10 +392,26 @@ def _fail(
         request.id,
         [RequestState.APPROVING],
         RequestState.FAILED,
-        audit=AuditNote("apply_refused", actor, {"why": why}),
+        audit=AuditNote(E.APPLY_REFUSED, actor, {"why": why}),
         decision_reason=why,
     )
     return Result(outcome, request=failed, report=report, message=why)
+
+
+def _identity_changes(request: MatchRequest, report: Report) -> list[str]:
+    """What the approver saw that the fresh report no longer shows: the cloud user, the AD
+    object (its DN and its anchor) or the primary address. Any of these moving means the
+    write would bind other accounts than the ones approved, even with the same plan."""
+    changed = []
+    if report.cloud is None or report.cloud.id != request.cloud_user_id:
+        changed.append("cloud user holding the address")
+    if report.onprem is None or report.onprem.dn.lower() != request.onprem_dn.lower():
+        changed.append("AD object's DN")
+    elif report.onprem.anchor != request.anchor:
+        changed.append("AD object's anchor")
+    if (report.target_address or "").lower() != request.target_address.lower():
+        changed.append("primary address")
+    return changed
 
 
 def _apply(svc: RequestServices, request: MatchRequest, actor: str) -> Result:
@@ -387,7 +430,14 @@ def _apply(svc: RequestServices, request: MatchRequest, actor: str) -> Result:
             + ". Nothing was changed."
         )
         return _fail(svc, request, actor, Outcome.RECHECK_BLOCKED, why, report)
-    if plan_to_dict(report.plan) != request.plan:
+    moved = _identity_changes(request, report)
+    if moved:
+        why = (
+            f"The {' and '.join(moved)} changed since the request, so this is no longer the "
+            "match that was approved. Nothing was changed; check again and re-request."
+        )
+        return _fail(svc, request, actor, Outcome.RECHECK_BLOCKED, why, report)
+    if report.plan != request.plan:
         why = (
             "The AD user's mail or proxyAddresses changed since the request, so the change is no "
             "longer the one that was approved. Nothing was changed; check again and re-request."
@@ -401,42 +451,162 @@ def _apply(svc: RequestServices, request: MatchRequest, actor: str) -> Result:
             svc, request, actor, Outcome.CONFLICT, f"{exc}. Nothing was overwritten.", report
         )
     except DirectoryError as exc:
-        return _release(svc, request, actor, exc)
+        # The modify may have reached AD before the connection dropped: look, don't guess.
+        return _settle_after_fault(svc, request, actor, report.plan, exc, report)
+    return _record_applied(svc, request, actor, applied, report)
 
+
+def _record_applied(
+    svc: RequestServices,
+    request: MatchRequest,
+    actor: str | None,
+    applied: ChangePlan,
+    report: Report | None,
+    note: str | None = None,
+) -> Result:
+    details = plan_to_dict(applied) | ({"note": note} if note else {})
     done = svc.store.transition(
         request.id,
         [RequestState.APPROVING],
         RequestState.APPLIED,
-        audit=AuditNote("applied", actor, plan_to_dict(applied)),
-        applied=plan_to_dict(applied),
+        audit=AuditNote(E.APPLIED, actor, details),
+        applied=applied,
     )
-    assert done is not None  # we hold the APPROVING claim: nobody else can move it
-    if svc.on_applied is not None:
-        svc.on_applied(done)
+    if done is None:  # another replica's recovery settled it first
+        return _stale(svc, request.id)
+    for listener in svc.applied_listeners:
+        try:
+            listener(done)
+        except Exception:  # the write is done and recorded; a listener must not hide that
+            log.exception("a listener of applied request %s failed", done.id)
     return Result(Outcome.APPLIED, request=done, report=report, message="Applied.")
+
+
+class _Written(StrEnum):
+    AFTER = "after"  # AD holds the planned values: the write happened
+    BEFORE = "before"  # AD holds the old values: nothing was written
+    NEITHER = "neither"  # someone else changed the object meanwhile
+
+
+def _what_ad_holds(svc: RequestServices, request: MatchRequest, plan: ChangePlan) -> _Written:
+    """Read the AD object again and compare it with the plan's before and after values.
+
+    Raises:
+        DirectoryError: AD still cannot be read.
+    """
+    found = [u for u in svc.dirs.onprem.find_users(request.address, request.onprem_dn)]
+    user = next((u for u in found if u.dn.lower() == plan.dn.lower()), None)
+    if user is None:
+        return _Written.NEITHER
+    current = {"mail": (user.mail,) if user.mail else (), "proxyaddresses": user.proxy_addresses}
+
+    def holds(side: str) -> bool:
+        for change in plan.changes:
+            values = current.get(change.attribute.lower())
+            wanted = change.after if side == "after" else change.before
+            if values is None or sorted(values) != sorted(wanted):
+                return False
+        return True
+
+    if holds("after"):
+        return _Written.AFTER
+    if holds("before"):
+        return _Written.BEFORE
+    return _Written.NEITHER
+
+
+def _settle_after_fault(
+    svc: RequestServices,
+    request: MatchRequest,
+    actor: str | None,
+    plan: ChangePlan,
+    exc: DirectoryError,
+    report: Report | None = None,
+) -> Result:
+    """After a write fault, record what really happened in AD; if AD cannot be read either,
+    leave the claim in ``approving`` for :func:`recover_stuck_approvals` to settle."""
+    try:
+        written = _what_ad_holds(svc, request, plan)
+    except DirectoryError as again:
+        reference = new_reference()
+        log.warning(
+            "write for %s failed and AD cannot be re-read [ref %s]: %s / %s",
+            request.id,
+            reference,
+            exc,
+            again,
+        )
+        return Result(
+            Outcome.OUTAGE,
+            request=svc.store.get_request(request.id),
+            reference=reference,
+            message=f"{exc.directory} stopped answering during the write; whether it was made "
+            "will be checked and recorded automatically as soon as AD answers "
+            f"(ref {reference}).",
+        )
+    if written is _Written.AFTER:
+        return _record_applied(
+            svc, request, actor, plan, report, note=f"confirmed by a re-read after: {exc}"
+        )
+    if written is _Written.BEFORE:
+        return _release(svc, request, actor, exc)
+    why = (
+        f"The write failed ({exc}) and the AD object now holds neither the old nor the planned "
+        "values: someone else changed it. Check it by hand."
+    )
+    return _fail(svc, request, actor, Outcome.CONFLICT, why, report)
+
+
+#: How long a claim may stay in ``approving`` before the sweep settles it.
+STUCK_AFTER = timedelta(minutes=10)
+
+
+def recover_stuck_approvals(svc: RequestServices) -> list[Result]:
+    """Settle requests left in ``approving`` (a crash or an outage mid-write): AD is read
+    and the request recorded as applied, released to pending, or failed accordingly."""
+    results = []
+    cutoff = svc.clock() - STUCK_AFTER
+    for request in svc.store.list_requests(states=[RequestState.APPROVING], limit=50):
+        if request.updated_at > cutoff:
+            continue
+        fault = DirectoryUnavailable("Active Directory", request.onprem_dn, "no answer recorded")
+        result = _settle_after_fault(svc, request, None, request.plan, fault)
+        if result.request is not None and result.outcome is not Outcome.OUTAGE:
+            show_current_state(svc.store, svc.board, result.request.id)
+        results.append(result)
+    return results
 
 
 def revert_request(
     svc: RequestServices, request_id: str, actor: str, team: TeamDirectory
 ) -> Result:
-    """An approver undoes an applied change that has not matched: the old values come back
-    through the same concurrency-safe write."""
-    request = svc.store.get_request(request_id)
-    if request is None:
-        return Result(Outcome.NOT_FOUND, message="This request does not exist (any more).")
-    if not is_approver(svc, actor, team):
-        return Result(
-            Outcome.REFUSED_NOT_APPROVER,
-            request=request,
-            message="Only the configured approvers can revert a change.",
-        )
+    """An approver other than the requester undoes an applied change that has not matched:
+    the old values come back through the same concurrency-safe write.
+
+    Entra ID is asked first: once the cloud user is bound to the AD user, restoring the old AD
+    values would not unbind it, so the revert is refused (and a request whose sync timed out
+    but bound later is settled as matched). Refusals are audited.
+    """
+    checked = authorize_decision(svc, request_id, actor, team, Decision.REVERT)
+    if isinstance(checked, Result):
+        return checked
+    request = checked
     from_states, to_state = decision_transition(Decision.REVERT)
     if request.state not in from_states or request.applied is None:
         return _stale(svc, request_id)
-    inverse = plan_from_dict(request.applied).inverse()
+    try:
+        bound = _bound_now(svc, request)
+    except DirectoryError as exc:
+        return _revert_outage(request, exc)
+    if bound:
+        return _refuse_bound_revert(svc, request, actor)
+    inverse = request.applied.inverse()
     try:
         restored = svc.dirs.onprem.apply(inverse)
     except ConcurrentModification as exc:
+        svc.store.append_audit(
+            E.REVERT_REFUSED, request_id=request.id, actor=actor, details={"why": str(exc)}
+        )
         return Result(
             Outcome.CONFLICT,
             request=request,
@@ -444,26 +614,73 @@ def revert_request(
             "reverted); nothing was overwritten.",
         )
     except DirectoryError as exc:
-        reference = new_reference()
-        log.warning("revert of %s failed [ref %s]: %s", request_id, reference, exc)
-        return Result(
-            Outcome.OUTAGE,
-            request=request,
-            reference=reference,
-            message=f"{exc.directory} could not be reached; nothing was changed (ref {reference}).",
-        )
+        return _revert_outage(request, exc)
+    audit = AuditNote(E.REVERTED, actor, plan_to_dict(restored))
     reverted = svc.store.transition(
         request_id,
         from_states,
         to_state,
-        audit=AuditNote("reverted", actor, plan_to_dict(restored)),
+        audit=audit,
         decided_by=actor,
         decided_at=svc.clock(),
     )
+    if reverted is None:
+        # The watcher settled the request while AD was being written: the write happened
+        # all the same, so it is recorded (the log must never miss a change).
+        current = svc.store.get_request(request_id)
+        state = current.state if current else "gone"
+        svc.store.append_audit(
+            E.REVERTED,
+            request_id=request_id,
+            actor=actor,
+            details={**plan_to_dict(restored), "note": f"the request was already {state}"},
+        )
+        return Result(
+            Outcome.REVERTED,
+            request=current,
+            message=f"Reverted in AD, but the request had meanwhile become {state}.",
+        )
+    return Result(Outcome.REVERTED, request=reverted, message="Reverted: the old values are back.")
+
+
+def _bound_now(svc: RequestServices, request: MatchRequest) -> bool:
+    """Whether Entra ID shows the cloud user bound to the AD user now (asked live)."""
+    user = svc.dirs.cloud.get_user(request.cloud_user_id)
+    return (
+        user is not None
+        and user.on_premises_sync_enabled is True
+        and user.on_premises_immutable_id == request.anchor
+    )
+
+
+def _refuse_bound_revert(svc: RequestServices, request: MatchRequest, actor: str) -> Result:
+    why = (
+        "Entra ID has already bound the cloud user to the AD user, so restoring the old AD "
+        "values would not undo the match; nothing was changed."
+    )
+    svc.store.append_audit(
+        E.REVERT_REFUSED, request_id=request.id, actor=actor, details={"why": "already bound"}
+    )
+    settled = None
+    if request.state in (RequestState.APPLIED, RequestState.SYNC_TIMEOUT):
+        settled = svc.store.transition(
+            request.id,
+            [request.state],
+            RequestState.MATCHED,
+            audit=AuditNote(E.SYNC_MATCHED, None, {"detail": "bound (seen at a revert)"}),
+            decision_reason="Matched: Entra ID bound the users (seen when a revert was asked).",
+        )
+    return Result(Outcome.STALE, request=settled or request, message=why)
+
+
+def _revert_outage(request: MatchRequest, exc: DirectoryError) -> Result:
+    reference = new_reference()
+    log.warning("revert of %s failed [ref %s]: %s", request.id, reference, exc)
     return Result(
-        Outcome.REVERTED,
-        request=reverted or svc.store.get_request(request_id),
-        message="Reverted: the old values are back.",
+        Outcome.OUTAGE,
+        request=request,
+        reference=reference,
+        message=f"{exc.directory} could not be reached; nothing was changed (ref {reference}).",
     )
 
 
@@ -471,5 +688,114 @@ def expire_requests(svc: RequestServices) -> list[MatchRequest]:
     """Expire every pending request past its deadline; returns those this call expired."""
     expired = svc.store.expire_due(svc.clock())
     for request in expired:
-        svc.store.append_audit("expired", request_id=request.id)
+        svc.store.append_audit(E.EXPIRED, request_id=request.id)
+    return expired
+
+
+# -- showing requests where the approvers work ---------------------------------------------
+
+
+def show_current_state(store: RequestStore, board: ApprovalBoard, request_id: str) -> None:
+    """Make the request's approval message show its latest state.
+
+    The state is reloaded from the store, and again after the update: the watcher or another
+    replica may settle the request while a (possibly retried) update is on its way, and the
+    message must end showing the latest state, not the one this caller happened to hold.
+    """
+    shown: int | None = None
+    for _ in range(3):
+        current = store.get_request(request_id)
+        if current is None or current.version == shown:
+            return
+        if not (current.approval_channel and current.approval_ts):
+            return
+        board.show(current)
+        shown = current.version
+
+
+def submit_request(
+    svc: RequestServices,
+    *,
+    check_id: str,
+    requester_id: str,
+    requester_name: str | None,
+    reason: str | None,
+) -> Result:
+    """The requester confirmed "Request approval" on a recorded check: check again, store the
+    request and post it to the approvers.
+
+    Returns:
+        ``REQUESTED`` with the posted request, ``NOT_ELIGIBLE`` with the fresh report, or
+        ``STALE`` when the check cannot be used (too old, someone else's).
+    """
+    target = load_check(svc, check_id, requester_id)
+    if isinstance(target, str):
+        return Result(Outcome.STALE, message=target)
+    address, dn = target
+    result = request_match(
+        svc,
+        address=address,
+        onprem_id=dn,
+        requester_id=requester_id,
+        requester_name=requester_name,
+        reason=reason,
+        requester_channel=requester_id,
+    )
+    if result.request is None:
+        return result
+    posted = svc.board.post(result.request)
+    if posted is None:
+        return result
+    channel, ts = posted
+    request = svc.store.update_fields(result.request.id, approval_channel=channel, approval_ts=ts)
+    return Result(Outcome.REQUESTED, request=request, report=result.report)
+
+
+def prepare_rejection(
+    svc: RequestServices, request_id: str, actor: str, team: TeamDirectory
+) -> Result | MatchRequest:
+    """Before asking an approver for the reason: may ``actor`` reject, and is it still open?"""
+    checked = authorize_decision(svc, request_id, actor, team, Decision.REJECT)
+    if isinstance(checked, Result):
+        return checked
+    if checked.state is not RequestState.PENDING:
+        return Result(
+            Outcome.STALE, request=checked, message=f"This request is already {checked.state}."
+        )
+    return checked
+
+
+def decide(
+    svc: RequestServices,
+    decision: Decision,
+    request_id: str,
+    actor: str,
+    team: TeamDirectory,
+    reason: str | None = None,
+) -> Result:
+    """Approve, reject or revert, then show the request's new state to the approvers.
+
+    Args:
+        reason: required to reject; ignored otherwise.
+    """
+    if decision is Decision.APPROVE:
+        result = approve_request(svc, request_id, actor, team)
+    elif decision is Decision.REJECT:
+        result = reject_request(svc, request_id, actor, team, reason or "")
+    else:
+        result = revert_request(svc, request_id, actor, team)
+    if result.request is not None and result.outcome not in _NOT_SHOWN:
+        show_current_state(svc.store, svc.board, result.request.id)
+    return result
+
+
+#: Refusals change nothing, so the approval message stays as it is.
+_NOT_SHOWN = frozenset({Outcome.NOT_FOUND, Outcome.REFUSED_SELF, Outcome.REFUSED_NOT_APPROVER})
+
+
+def expire_and_show(svc: RequestServices) -> list[MatchRequest]:
+    """Expire overdue requests and show each one's new state to the approvers."""
+    expired = expire_requests(svc)
+    for request in expired:
+        show_current_state(svc.store, svc.board, request.id)
     return expired

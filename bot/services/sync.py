@@ -12,14 +12,15 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
+from bot.domain import AuditEventName, AuditNote, MatchRequest, SyncWatch
 from bot.errors import DirectoryError
 from bot.models import RoleAssignment, Unknown
+from bot.ports import ApprovalBoard, Notifier, RequestStore
 from bot.rules.requests import RequestState
-from bot.rules.sync import SyncFacts, SyncJudgement, SyncOutcome, judge_sync
+from bot.rules.sync import SyncFacts, SyncOutcome, judge_sync
 from bot.services.check import Directories
-from bot.store.repository import AuditNote, MatchRequest, Store, SyncWatch
+from bot.services.requests import NoBoard, show_current_state
 from bot.sync_triggers import NoTrigger, SyncSubject, SyncTriggerPort
 
 log = logging.getLogger(__name__)
@@ -31,16 +32,13 @@ _STATE_OF = {
 }
 
 
-class Notifier(Protocol):
-    """Tells people about sync (the Slack adapter posts to the team and the requester)."""
+_EVENT_OF = {
+    SyncOutcome.MATCHED: AuditEventName.SYNC_MATCHED,
+    SyncOutcome.SYNC_FAILED: AuditEventName.SYNC_FAILED,
+    SyncOutcome.SYNC_TIMEOUT: AuditEventName.SYNC_TIMEOUT,
+}
 
-    def sync_started(self, request: MatchRequest, note: str) -> None:
-        """The change was written and sync was triggered (or is awaited)."""
-        ...
-
-    def sync_finished(self, request: MatchRequest, judgement: SyncJudgement) -> None:
-        """Sync matched, failed or timed out."""
-        ...
+__all__ = ["Notifier", "SyncServices", "poll_due_watches", "start_watch"]
 
 
 def default_owner() -> str:
@@ -53,7 +51,7 @@ class SyncServices:
     """What the sync use cases need."""
 
     dirs: Directories
-    store: Store
+    store: RequestStore
     notifier: Notifier
     trigger: SyncTriggerPort = field(default_factory=NoTrigger)
     poll_seconds: float = 60.0
@@ -62,6 +60,8 @@ class SyncServices:
     owner: str = field(default_factory=default_owner)
     #: A lease lasts a few polls, so a crashed replica's watches are taken over soon.
     lease_seconds: float = 120.0
+    #: Where the approvers see the request (its message shows the sync result too).
+    board: ApprovalBoard = field(default_factory=NoBoard)
 
 
 def start_watch(svc: SyncServices, request: MatchRequest) -> SyncWatch:
@@ -85,9 +85,13 @@ def start_watch(svc: SyncServices, request: MatchRequest) -> SyncWatch:
         next_poll_at=now + timedelta(seconds=min(svc.poll_seconds, 5.0)),
     )
     svc.store.append_audit(
-        "sync_triggered", request_id=request.id, details={"trigger": svc.trigger.name, "note": note}
+        AuditEventName.SYNC_TRIGGERED,
+        request_id=request.id,
+        details={"trigger": svc.trigger.name, "note": note},
     )
-    svc.notifier.sync_started(request, note)
+    notify_ts = svc.notifier.sync_started(request, note)
+    if notify_ts is not None:
+        svc.store.update_fields(request.id, notify_ts=notify_ts)
     return watch
 
 
@@ -101,7 +105,7 @@ def _gather(svc: SyncServices, request: MatchRequest, watch: SyncWatch) -> SyncF
     return SyncFacts(
         anchor=watch.anchor,
         address=request.target_address,
-        upn=str(request.report.get("onprem", {}).get("userPrincipalName") or "") or None,
+        upn=request.report.onprem.user_principal_name if request.report.onprem else None,
         target_id=watch.cloud_user_id,
         target=target,
         anchor_holders=holders,
@@ -149,7 +153,7 @@ def _poll(svc: SyncServices, watch: SyncWatch) -> None:
         return  # our lease ran out and another replica owns the watch now
     state = _STATE_OF[judgement.outcome]
     reason = judgement.detail + (f" Remedy: {judgement.remedy}" if judgement.remedy else "")
-    event = "sync_matched" if judgement.outcome is SyncOutcome.MATCHED else str(judgement.outcome)
+    event = _EVENT_OF[judgement.outcome]
     settled = svc.store.transition(
         request.id,
         [RequestState.APPLIED],
@@ -159,3 +163,4 @@ def _poll(svc: SyncServices, watch: SyncWatch) -> None:
     )
     if settled is not None:
         svc.notifier.sync_finished(settled, judgement)
+        show_current_state(svc.store, svc.board, settled.id)

@@ -1,15 +1,23 @@
 """Block Kit for reports, requests, decisions, help, errors, modals and App Home.
 
-Reports are rendered from their JSON form (:func:`bot.rules.codec.report_to_dict`), so a fresh
-report and one reloaded from the store look the same.
+Pure functions from the typed domain (a :class:`~bot.rules.checks.Report`, a
+:class:`~bot.ports.ChangePlan`, a :class:`~bot.domain.MatchRequest`) to Block Kit JSON, the
+edge where JSON belongs. A fresh report and one reloaded from the store are the same value, so
+they look the same.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
 
+from pydantic import JsonValue
+
+from bot.domain import MatchRequest
+from bot.models import CloudUser, OnPremUser
+from bot.ports import ChangePlan
+from bot.rules.checks import Report, Verdict
 from bot.rules.requests import RequestState
 from bot.slack_views.ids import (
     MAX_REASON_LENGTH,
@@ -18,18 +26,22 @@ from bot.slack_views.ids import (
     ActionId,
     CallbackId,
 )
-from bot.store.repository import MatchRequest
 
-Block = dict[str, Any]
+#: One Block Kit block (or view): JSON, built here and sent as is.
+Block = dict[str, JsonValue]
 
-_STATUS_EMOJI = {
+#: Slack's limits: blocks per message and per view (Home tab, modal).
+MESSAGE_BLOCK_LIMIT = 50
+VIEW_BLOCK_LIMIT = 100
+
+_STATUS_EMOJI: dict[str, str] = {
     "pass": ":white_check_mark:",
     "fail": ":x:",
     "warn": ":warning:",
     "unknown": ":grey_question:",
     "skip": ":heavy_minus_sign:",
 }
-_VERDICT_TEXT = {
+_VERDICT_TEXT: dict[str, str] = {
     "eligible": ":large_green_circle: *Eligible*: the AD user can be SMTP-matched.",
     "already_matched": ":large_blue_circle: *Already matched*: nothing to do.",
     "blocked": ":red_circle: *Blocked*: fix the failed checks first.",
@@ -48,6 +60,8 @@ _STATE_TEXT = {
     RequestState.REVERTED: ":leftwards_arrow_with_hook: Reverted",
 }
 _TEXT_LIMIT = 2900  # a section's text may hold 3000 characters
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
 
 
 def _escape(text: str) -> str:
@@ -88,124 +102,131 @@ def _chunks(lines: Iterable[str]) -> list[str]:
     return chunks
 
 
-def _value(value: Any) -> str:
-    if value is None or value == []:
+def _value(values: tuple[str, ...]) -> str:
+    if not values:
         return "_(not set)_"
-    if isinstance(value, list):
-        return "\n".join(f"`{_escape(str(v))}`" for v in value)
-    return f"`{_escape(str(value))}`"
+    return "\n".join(f"`{_escape(v)}`" for v in values)
 
 
-def _entries(report: dict[str, Any]) -> list[Block]:
-    cloud = report.get("cloud") or {}
-    onprem = report.get("onprem") or {}
-    if not cloud and not onprem:
+def _line(label: str, value: str | Sequence[str] | None) -> str:
+    if value is not None and not isinstance(value, str):
+        value = ", ".join(value)
+    return f"{label}: {_escape(value) if value else '-'}"
+
+
+def _describe_cloud(user: CloudUser | None) -> str:
+    if user is None:
+        return "_not identified_"
+    return "\n".join(
+        [
+            _line("UPN", user.user_principal_name),
+            _line("Name", user.display_name),
+            _line("mail", user.mail),
+            _line("Type", user.user_type),
+            _line("Immutable id", user.on_premises_immutable_id),
+            _line("proxyAddresses", user.proxy_addresses),
+        ]
+    )
+
+
+def _describe_onprem(user: OnPremUser | None) -> str:
+    if user is None:
+        return "_not identified_"
+    return "\n".join(
+        [
+            _line("DN", user.dn),
+            _line("Account", user.sam_account_name),
+            _line("UPN", user.user_principal_name),
+            _line("mail", user.mail),
+            _line("Anchor", user.anchor),
+            _line("proxyAddresses", user.proxy_addresses),
+        ]
+    )
+
+
+def _entries(report: Report) -> list[Block]:
+    if report.cloud is None and report.onprem is None:
         return []
-
-    def describe(entry: dict[str, Any], keys: Sequence[tuple[str, str]]) -> str:
-        if not entry:
-            return "_not identified_"
-        lines = []
-        for label, key in keys:
-            value = entry.get(key)
-            if isinstance(value, list):
-                value = ", ".join(value) if value else None
-            lines.append(f"{label}: {_escape(str(value)) if value not in (None, '') else '-'}")
-        return "\n".join(lines)
-
-    cloud_text = describe(
-        cloud,
-        [
-            ("UPN", "userPrincipalName"),
-            ("Name", "displayName"),
-            ("mail", "mail"),
-            ("Type", "userType"),
-            ("Immutable id", "onPremisesImmutableId"),
-            ("proxyAddresses", "proxyAddresses"),
-        ],
-    )
-    onprem_text = describe(
-        onprem,
-        [
-            ("DN", "dn"),
-            ("Account", "sAMAccountName"),
-            ("UPN", "userPrincipalName"),
-            ("mail", "mail"),
-            ("Anchor", "anchor"),
-            ("proxyAddresses", "proxyAddresses"),
-        ],
-    )
     return [
         {
             "type": "section",
             "fields": [
-                {"type": "mrkdwn", "text": f"*Entra ID*\n{cloud_text}"[:1990]},
-                {"type": "mrkdwn", "text": f"*Active Directory*\n{onprem_text}"[:1990]},
+                {"type": "mrkdwn", "text": f"*Entra ID*\n{_describe_cloud(report.cloud)}"[:1990]},
+                {
+                    "type": "mrkdwn",
+                    "text": f"*Active Directory*\n{_describe_onprem(report.onprem)}"[:1990],
+                },
             ],
         }
     ]
 
 
-def plan_blocks(plan: dict[str, Any] | None, heading: str = "Planned change") -> list[Block]:
+def plan_blocks(plan: ChangePlan | None, heading: str = "Planned change") -> list[Block]:
     """The change as attribute / before / after."""
-    if not plan or not plan.get("changes"):
+    if plan is None or not plan.changes:
         return []
-    lines = [f"*{heading}* on `{_escape(plan['dn'])}`"]
-    for change in plan["changes"]:
+    lines = [f"*{heading}* on `{_escape(plan.dn)}`"]
+    for change in plan.changes:
         lines.append(
-            f"• *{change['attribute']}*\n    before: {_value(change['before'])}\n"
-            f"    after: {_value(change['after'])}"
+            f"• *{change.attribute}*\n    before: {_value(change.before)}\n"
+            f"    after: {_value(change.after)}"
         )
     return [_section(text) for text in _chunks(lines)]
 
 
-def report_blocks(report: dict[str, Any], *, request_check: int | None = None) -> list[Block]:
-    """The report for the requester: entries, checks, verdict, plan, and, when the report is
-    eligible and ``request_check`` (the id of the recorded check) is given, the "Request
-    approval" button, which carries that id and nothing else."""
+def _report_body(report: Report) -> list[Block]:
+    """Everything of a report but its header and its button."""
+    verdict = _VERDICT_TEXT.get(str(report.verdict), f"*{_escape(str(report.verdict))}*")
     blocks: list[Block] = [
-        {
-            "type": "header",
-            "text": {"type": "plain_text", "text": f"SMTP match: {report['address']}"[:150]},
-        },
-        _section(f"{_VERDICT_TEXT[report['verdict']]}\n{_escape(report.get('summary', ''))}"),
+        _section(f"{verdict}\n{_escape(report.summary)}"),
         *_entries(report),
         {"type": "divider"},
     ]
-    candidates = report.get("candidates") or []
-    if candidates:
+    if len(report.candidates) > 1:
         lines = ["*AD candidates* (name one: `/smtpmatch ADDRESS ACCOUNT`)"]
         lines += [
-            f"• `{_escape(c.get('sAMAccountName') or '?')}`  {_escape(c['dn'])}" for c in candidates
+            f"• `{_escape(c.sam_account_name or '?')}`  {_escape(c.dn)}" for c in report.candidates
         ]
         blocks.append(_section("\n".join(lines)))
     check_lines = []
-    for check in report["checks"]:
+    for check in report.checks:
         line = (
-            f"{_STATUS_EMOJI[check['status']]} *{_escape(check['title'])}* "
-            f"`{check['id']}`\n{_escape(check['detail'])}"
+            f"{_STATUS_EMOJI.get(str(check.status), '')} *{_escape(check.title)}* "
+            f"`{check.id}`\n{_escape(check.detail)}"
         )
-        if check.get("remediation") and check["status"] in ("fail", "warn", "unknown"):
-            line += f"\n_Remedy: {_escape(check['remediation'])}_"
+        if check.remediation and str(check.status) in ("fail", "warn", "unknown"):
+            line += f"\n_Remedy: {_escape(check.remediation)}_"
         check_lines.append(line)
     blocks += [_section(text) for text in _chunks(check_lines)]
-    heading = "Planned change" if report["verdict"] == "eligible" else "Change it would make"
-    blocks += plan_blocks(report.get("plan"), heading)
-    if request_check is not None and report["verdict"] == "eligible":
-        blocks.append(
-            {
-                "type": "actions",
-                "elements": [
-                    _button(
-                        "Request approval",
-                        ActionId.REQUEST_APPROVAL,
-                        str(request_check),
-                        "primary",
-                    )
-                ],
-            }
-        )
+    eligible = report.verdict is Verdict.ELIGIBLE
+    blocks += plan_blocks(report.plan, "Planned change" if eligible else "Change it would make")
     return blocks
+
+
+def fit(body: Sequence[Block], actions: Sequence[Block], limit: int) -> list[Block]:
+    """``body`` then ``actions`` within Slack's block limit: the body is shortened (with a
+    note that it was), never the actions, so a long report keeps its buttons."""
+    room = limit - len(actions)
+    if len(body) > room:
+        body = [*body[: room - 1], _context("_Shortened: the full report is in the audit log._")]
+    return [*body, *actions]
+
+
+def report_blocks(report: Report, *, request_check: int | None = None) -> list[Block]:
+    """The report for the requester: entries, checks, verdict, plan, and, when the report is
+    eligible and ``request_check`` (the id of the recorded check) is given, the "Request
+    approval" button, which carries that id and nothing else."""
+    header: Block = {
+        "type": "header",
+        "text": {"type": "plain_text", "text": f"SMTP match: {report.address}"[:150]},
+    }
+    actions: list[Block] = []
+    if request_check is not None and report.verdict is Verdict.ELIGIBLE:
+        button = _button(
+            "Request approval", ActionId.REQUEST_APPROVAL, str(request_check), "primary"
+        )
+        actions.append({"type": "actions", "elements": [button]})
+    return fit([header, *_report_body(report)], actions, MESSAGE_BLOCK_LIMIT)
 
 
 def _when(at: datetime | None) -> str:
@@ -237,9 +258,10 @@ def approval_blocks(request: MatchRequest) -> list[Block]:
     ]
     if request.applied:
         blocks += plan_blocks(request.applied, "Written (before → after)")
-    blocks += report_blocks(request.report)[1:]
+    blocks += _report_body(request.report)
+    actions: list[Block] = []
     if request.state is RequestState.PENDING:
-        blocks.append(
+        actions.append(
             {
                 "type": "actions",
                 "elements": [
@@ -253,10 +275,10 @@ def approval_blocks(request: MatchRequest) -> list[Block]:
         RequestState.SYNC_FAILED,
         RequestState.SYNC_TIMEOUT,
     ):
-        blocks.append(
+        actions.append(
             {"type": "actions", "elements": [_button("Revert", ActionId.REVERT, request.id)]}
         )
-    return blocks[:50]
+    return fit(blocks, actions, MESSAGE_BLOCK_LIMIT)
 
 
 def approval_text(request: MatchRequest) -> str:
@@ -305,8 +327,78 @@ def reason_modal(callback: CallbackId, private_metadata: str, *, required: bool)
 
 
 def message_blocks(text: str) -> list[Block]:
-    """A short message."""
+    """A short message of plain words (everything in it is shown literally)."""
     return [_section(_escape(text))]
+
+
+def escape(text: str) -> str:
+    """``text`` shown literally inside mrkdwn (no mention, link or markup can come from it)."""
+    return _escape(text)
+
+
+def mention(user_id: str | None) -> str:
+    """A mention Slack renders as the person's name; anything but a user id is shown as is."""
+    if user_id and _USER_ID.fullmatch(user_id):
+        return f"<@{user_id}>"
+    return _escape(user_id or "someone")
+
+
+def channel_link(channel_id: str | None) -> str:
+    """A link Slack renders as ``#channel``."""
+    if channel_id and _CHANNEL_ID.fullmatch(channel_id):
+        return f"<#{channel_id}>"
+    return _escape(channel_id or "the approvers' channel")
+
+
+Announcement = tuple[str, list[Block]]
+"""A message as (notification text, blocks): both mrkdwn, so mentions render in both."""
+
+
+def _announce(mrkdwn: str, extra: list[Block] | None = None) -> Announcement:
+    return mrkdwn, [_section(mrkdwn), *(extra or [])]
+
+
+def request_posted_announcement(request: MatchRequest, channel: str | None) -> Announcement:
+    """To the requester: the request went to the approvers."""
+    return _announce(
+        f"Your request `{_escape(request.id)}` to match {_escape(request.target_address)} went "
+        f"to {channel_link(channel)} for approval."
+    )
+
+
+def applied_announcement(request: MatchRequest) -> Announcement:
+    """To the requester: approved and written."""
+    return _announce(
+        f"Your SMTP match `{_escape(request.id)}` was approved by {mention(request.decided_by)} "
+        f"and written to AD. Directory sync will now bind {_escape(request.target_address)}.",
+        plan_blocks(request.applied, "Written"),
+    )
+
+
+def rejected_announcement(request: MatchRequest) -> Announcement:
+    """To the requester: rejected, with the approver's reason."""
+    return _announce(
+        f"Your SMTP match `{_escape(request.id)}` for {_escape(request.target_address)} was "
+        f"rejected by {mention(request.decided_by)}: {_escape(request.decision_reason or '')}"
+    )
+
+
+def reverted_announcement(request: MatchRequest) -> Announcement:
+    """To the requester and the team's thread: the old AD values are back."""
+    restored = request.applied.inverse() if request.applied else None
+    return _announce(
+        f"SMTP match `{_escape(request.id)}` for {_escape(request.target_address)} was reverted "
+        f"by {mention(request.decided_by)}: the old AD values are back.",
+        plan_blocks(restored, "Restored"),
+    )
+
+
+def outcome_announcement(request: MatchRequest, message: str) -> Announcement:
+    """To the requester: any other outcome, in the service's plain words."""
+    return _announce(
+        f"Your SMTP match `{_escape(request.id)}` for {_escape(request.target_address)}: "
+        f"{_escape(message)}"
+    )
 
 
 def error_blocks(message: str, reference: str | None) -> list[Block]:
@@ -364,19 +456,30 @@ def home_view(
     blocks += [_section(t) for t in _chunks(_request_line(r) for r in recent)] or [
         _context("No results yet.")
     ]
-    return {"type": "home", "blocks": blocks[:100]}
+    shown: list[JsonValue] = [*fit(blocks, [], VIEW_BLOCK_LIMIT)]
+    return {"type": "home", "blocks": shown}
 
 
 __all__ = [
+    "Announcement",
+    "applied_announcement",
     "approval_blocks",
     "approval_text",
+    "channel_link",
     "error_blocks",
+    "escape",
+    "fit",
     "help_blocks",
     "home_view",
+    "mention",
     "message_blocks",
     "notify_blocks",
+    "outcome_announcement",
     "plan_blocks",
     "reason_modal",
+    "rejected_announcement",
     "report_blocks",
+    "request_posted_announcement",
     "request_status_blocks",
+    "reverted_announcement",
 ]

@@ -9,10 +9,11 @@ SQLite is for one process (several threads); PostgreSQL is for several replicas.
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, cast
@@ -34,9 +35,31 @@ from sqlalchemy.engine import URL, Connection, Engine, RowMapping, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
+from bot.domain import (
+    AuditDetails,
+    AuditEvent,
+    AuditNote,
+    MatchRequest,
+    OpenRequestExists,
+    SyncWatch,
+)
 from bot.errors import ConfigurationError, SmtpMatchError
-from bot.rules.requests import InvalidTransition, RequestState, can_transition
+from bot.ports import ChangePlan
+from bot.rules.checks import Report
+from bot.rules.requests import OPEN_STATES, InvalidTransition, RequestState, can_transition
+from bot.store.codecs import PLAN, REPORT
 from bot.store.tables import AuditRow, RequestRow, WatchRow
+
+__all__ = [
+    "AuditEvent",
+    "AuditNote",
+    "MatchRequest",
+    "OpenRequestExists",
+    "RequestNotFound",
+    "Store",
+    "StoreError",
+    "SyncWatch",
+]
 
 #: The alembic scripts, found next to this module so an installed package migrates too.
 MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
@@ -65,82 +88,6 @@ class RequestNotFound(StoreError, LookupError):
     def __init__(self, request_id: str) -> None:
         self.request_id = request_id
         super().__init__(f"no request with id {request_id!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class MatchRequest:
-    """A request to SMTP-match an AD user to an Entra ID user, as stored."""
-
-    id: str
-    address: str
-    onprem_id: str | None
-    target_address: str
-    onprem_dn: str
-    cloud_user_id: str
-    cloud_upn: str
-    anchor: str
-    plan: dict[str, Any]
-    report: dict[str, Any]
-    requester_id: str
-    requester_name: str | None
-    reason: str | None
-    state: RequestState
-    created_at: datetime
-    expires_at: datetime
-    updated_at: datetime
-    decided_by: str | None
-    decided_at: datetime | None
-    decision_reason: str | None
-    #: The change as applied, with the old values (for a revert); None until applied.
-    applied: dict[str, Any] | None
-    approval_channel: str | None
-    approval_ts: str | None
-    #: Where to tell the requester (a channel or DM id).
-    requester_channel: str | None
-    notify_ts: str | None
-    #: Bumped by every change; lets callers notice that a request moved under them.
-    version: int
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEvent:
-    """One entry of the append-only audit log."""
-
-    id: int
-    at: datetime
-    event: str
-    request_id: str | None
-    actor: str | None
-    details: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class AuditNote:
-    """An audit event to write in the same transaction as a request change, so that the log
-    can never miss a change that happened (nor record one that did not)."""
-
-    event: str
-    actor: str | None = None
-    details: Mapping[str, Any] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SyncWatch:
-    """A watch on directory sync for one applied request."""
-
-    id: int
-    request_id: str
-    anchor: str
-    cloud_user_id: str
-    created_at: datetime
-    deadline: datetime
-    next_poll_at: datetime
-    attempts: int
-    lease_owner: str | None
-    lease_until: datetime | None
-    outcome: str | None
-    detail: str | None
-    finished_at: datetime | None = None
 
 
 #: Request fields a caller may set through ``transition`` / ``update_fields``. The id, the
@@ -246,8 +193,8 @@ class Store:
         cloud_user_id: str,
         cloud_upn: str,
         anchor: str,
-        plan: Mapping[str, Any],
-        report: Mapping[str, Any],
+        plan: ChangePlan,
+        report: Report,
         requester_id: str,
         expires_at: datetime,
         onprem_id: str | None = None,
@@ -258,6 +205,7 @@ class Store:
         requester_channel: str | None = None,
         notify_ts: str | None = None,
         audit: AuditNote | None = None,
+        exclusive: bool = False,
     ) -> MatchRequest:
         """Store a new request in state ``pending``.
 
@@ -268,8 +216,8 @@ class Store:
             cloud_user_id: Entra ID object id of the cloud user.
             cloud_upn: the cloud user's UPN.
             anchor: the sourceAnchor the AD user will present to sync.
-            plan: the change plan (JSON-serialisable).
-            report: the report the requester saw (JSON-serialisable).
+            plan: the change the approver is asked to approve.
+            report: the report the requester saw.
             requester_id: Slack user id of the requester.
             expires_at: when the request expires unless decided (aware).
             onprem_id: the AD account named by the requester, if any.
@@ -280,12 +228,19 @@ class Store:
             requester_channel: where to tell the requester about progress.
             notify_ts: ts of the requester's progress message.
             audit: an event to log about the new request, in the same transaction.
+            exclusive: refuse when a request for the same target address or AD DN is still
+                open (pending, approving or applied). Decided inside the writing transaction
+                (SQLite's write lock, a PostgreSQL advisory lock per address), so two
+                submissions racing each other create one request.
 
         Returns:
             The stored request, with its new id.
+
+        Raises:
+            OpenRequestExists: ``exclusive`` and such a request exists (nothing was stored).
         """
         now = self._clock()
-        values: dict[str, Any] = {
+        values: dict[str, object] = {
             "address": address,
             "onprem_id": onprem_id,
             "target_address": target_address,
@@ -293,8 +248,8 @@ class Store:
             "cloud_user_id": cloud_user_id,
             "cloud_upn": cloud_upn,
             "anchor": anchor,
-            "plan": dict(plan),
-            "report": dict(report),
+            "plan": PLAN.dump(plan),
+            "report": REPORT.dump(report),
             "requester_id": requester_id,
             "requester_name": requester_name,
             "reason": reason,
@@ -313,6 +268,8 @@ class Store:
         for attempt in range(attempts):
             try:
                 with self._writer.begin() as conn:
+                    if exclusive:
+                        self._refuse_if_open(conn, target_address, onprem_dn)
                     row = (
                         conn.execute(
                             insert(_REQUESTS)
@@ -329,6 +286,28 @@ class Store:
                 continue
             return _to_request(row)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _refuse_if_open(self, conn: Connection, address: str, dn: str) -> None:
+        if conn.dialect.name == "postgresql":
+            # Serialise creators per address (and per DN); released when the transaction ends.
+            for key in sorted({f"address:{address.lower()}", f"dn:{dn.lower()}"}):
+                conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(key))))
+        open_states = sorted(s.value for s in OPEN_STATES)
+        stmt = (
+            select(_REQUESTS)
+            .where(
+                _REQUESTS.c.state.in_(open_states),
+                or_(
+                    func.lower(_REQUESTS.c.target_address) == address.lower(),
+                    func.lower(_REQUESTS.c.onprem_dn) == dn.lower(),
+                ),
+            )
+            .order_by(_REQUESTS.c.created_at)
+            .limit(1)
+        )
+        found = conn.execute(stmt).mappings().first()
+        if found is not None:
+            raise OpenRequestExists(_to_request(found))
 
     def get_request(self, request_id: str) -> MatchRequest | None:
         """Load one request.
@@ -350,7 +329,7 @@ class Store:
         from_states: Iterable[RequestState],
         to_state: RequestState,
         audit: AuditNote | None = None,
-        **fields: Any,
+        **fields: object,
     ) -> MatchRequest | None:
         """Move a request to ``to_state`` if it is still in one of ``from_states``.
 
@@ -400,7 +379,7 @@ class Store:
                 self._insert_audit(conn, audit, request_id)
         return _to_request(row) if row is not None else None
 
-    def update_fields(self, request_id: str, **fields: Any) -> MatchRequest:
+    def update_fields(self, request_id: str, **fields: object) -> MatchRequest:
         """Set non-state fields of a request (e.g. ``approval_channel``, ``notify_ts``).
 
         Args:
@@ -491,12 +470,12 @@ class Store:
         *,
         request_id: str | None = None,
         actor: str | None = None,
-        details: Mapping[str, Any] | None = None,
+        details: AuditDetails | None = None,
     ) -> AuditEvent:
         """Append one event to the audit log (there is no way to change or remove it).
 
         Args:
-            event: what happened, e.g. ``"request.approved"``.
+            event: what happened (an :class:`bot.domain.AuditEventName` for the bot's own).
             request_id: the request concerned, if any.
             actor: who did it (a Slack user id, or the bot's own name).
             details: JSON-serialisable facts (old and new values, sync result, ...).
@@ -518,7 +497,7 @@ class Store:
             insert(_AUDIT)
             .values(
                 at=self._clock(),
-                event=note.event,
+                event=str(note.event),
                 request_id=request_id,
                 actor=note.actor,
                 details=dict(note.details or {}),
@@ -726,7 +705,7 @@ class Store:
             rows = conn.execute(stmt).mappings().all()
         return [_to_watch(r) for r in rows]
 
-    def _update_leased(self, watch_id: int, owner: str, **values: Any) -> bool:
+    def _update_leased(self, watch_id: int, owner: str, **values: object) -> bool:
         # Fencing by owner: a worker whose lease expired and was taken over finds
         # lease_owner changed and loses; if nobody took it over, finishing is still safe.
         stmt = (
@@ -780,6 +759,8 @@ def _build_engine(url: URL) -> Engine:
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
     in_memory = url.database in (None, "", ":memory:")
+    if not in_memory:
+        _create_private(Path(str(url.database)))
     engine = create_engine(
         url,
         connect_args={
@@ -794,6 +775,19 @@ def _build_engine(url: URL) -> Engine:
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def _create_private(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (0600), before SQLite would create it
+    with the process umask (usually world-readable). The ``-wal`` and ``-shm`` files SQLite
+    adds later take the database file's permissions."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # e.g. a missing folder: SQLite's own error names it on connect
+    os.close(fd)
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -821,16 +815,31 @@ def _sqlite_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
-def _checked_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+def _checked_fields(values: Mapping[str, object]) -> dict[str, object]:
     unknown = sorted(set(values) - SETTABLE_REQUEST_FIELDS)
     if unknown:
         raise TypeError(f"cannot set request field(s) {', '.join(unknown)}")
-    return dict(values)
+    checked = dict(values)
+    for name, codec in (("plan", PLAN), ("applied", PLAN)):
+        value = checked.get(name)
+        if value is not None:
+            if not isinstance(value, ChangePlan):
+                raise TypeError(f"request field {name} takes a ChangePlan")
+            checked[name] = codec.dump(value)
+    if "report" in checked:
+        report = checked["report"]
+        if not isinstance(report, Report):
+            raise TypeError("request field report takes a Report")
+        checked["report"] = REPORT.dump(report)
+    return checked
 
 
 def _to_request(row: RowMapping) -> MatchRequest:
     data = {name: row[name] for name in _REQUEST_FIELDS}
     data["state"] = RequestState(row["state"])
+    data["plan"] = PLAN.load(row["plan"])
+    data["report"] = REPORT.load(row["report"])
+    data["applied"] = PLAN.load(row["applied"]) if row["applied"] is not None else None
     return MatchRequest(**data)
 
 

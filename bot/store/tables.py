@@ -7,8 +7,8 @@ change it. Keep the two in step: a new column here needs a new revision there.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
+from pydantic import JsonValue
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -92,8 +92,8 @@ class RequestRow(Base):
     cloud_user_id: Mapped[str] = mapped_column(String(64))
     cloud_upn: Mapped[str] = mapped_column(String(1024))
     anchor: Mapped[str] = mapped_column(String(256))
-    plan: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
-    report: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    plan: Mapped[dict[str, JsonValue]] = mapped_column(JsonDoc)
+    report: Mapped[dict[str, JsonValue]] = mapped_column(JsonDoc)
     requester_id: Mapped[str] = mapped_column(String(64))
     requester_name: Mapped[str | None] = mapped_column(String(256))
     reason: Mapped[str | None] = mapped_column(Text)
@@ -104,7 +104,7 @@ class RequestRow(Base):
     decided_by: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     decision_reason: Mapped[str | None] = mapped_column(Text)
-    applied: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
+    applied: Mapped[dict[str, JsonValue] | None] = mapped_column(JsonDoc)
     approval_channel: Mapped[str | None] = mapped_column(String(64))
     approval_ts: Mapped[str | None] = mapped_column(String(64))
     requester_channel: Mapped[str | None] = mapped_column(String(64))
@@ -129,7 +129,7 @@ class AuditRow(Base):
     event: Mapped[str] = mapped_column(String(64))
     request_id: Mapped[str | None] = mapped_column(String(32), ForeignKey("requests.id"))
     actor: Mapped[str | None] = mapped_column(String(256))
-    details: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    details: Mapped[dict[str, JsonValue]] = mapped_column(JsonDoc)
 
     __table_args__ = (
         Index("ix_audit_events_at", "at"),

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from bot.directories.ad import ActiveDirectory
 from bot.directories.entra import EntraDirectory
+from bot.ports import CloudDirectory, OnPremDirectory
 from bot.rules.engine import Policy
 from bot.server import Bot, build_bot, build_http_app
 from bot.services.check import Directories
@@ -37,6 +39,25 @@ APPROVER = "U0APPROVER"
 GROUP = "S0APPROVERS"
 GROUP_MEMBER = "U0GROUPIE"
 OUTSIDER = "U0RANDOM"
+
+
+class Slow:
+    """A directory adapter whose every call first waits ``delay`` seconds."""
+
+    def __init__(self, inner: object, delay: float) -> None:
+        self._inner = inner
+        self._delay = delay
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._inner, name)
+        if not callable(target):
+            return target
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            time.sleep(self._delay)
+            return target(*args, **kwargs)
+
+        return call
 
 
 @dataclass
@@ -80,12 +101,24 @@ class BotWorld:
         )
 
     @contextlib.contextmanager
-    def running(self, **overrides: Any) -> Iterator[Driver]:
-        """Start a bot (a fresh process-like instance on the same database) and drive it."""
+    def running(self, *, slow: float = 0.0, **overrides: Any) -> Iterator[Driver]:
+        """Start a bot (a fresh process-like instance on the same database) and drive it.
+
+        Args:
+            slow: seconds every directory call waits first (a slow DC or Graph).
+            overrides: settings to change for this bot.
+        """
         settings = self.settings.model_copy(update=overrides) if overrides else self.settings
         store = Store(self.store_url)
         store.migrate()
-        bot = build_bot(settings, directories=self.directories(), store=store)
+        dirs = self.directories()
+        if slow:
+            dirs = Directories(
+                onprem=cast(OnPremDirectory, Slow(dirs.onprem, slow)),
+                cloud=cast(CloudDirectory, Slow(dirs.cloud, slow)),
+                policy=dirs.policy,
+            )
+        bot = build_bot(settings, directories=dirs, store=store)
         self.bots.append(bot)
         bot.start_background()
         try:

@@ -63,9 +63,9 @@ def test_the_whole_happy_path_writes_ad_once_and_tells_everyone(world: BotWorld)
 
         request = slack.bot.services.store.get_request(request_id)
         assert request.decided_by == APPROVER
-        assert {c["attribute"]: c["before"] for c in request.applied["changes"]} == {
-            "mail": None,
-            "proxyAddresses": [],
+        assert {c.attribute: c.before for c in request.applied.changes} == {
+            "mail": (),
+            "proxyAddresses": (),
         }
         wait_until(lambda: "Applied" in world.slack.message(APPROVAL_CHANNEL, message.ts).all_text)
         updated = world.slack.message(APPROVAL_CHANNEL, message.ts)
@@ -308,3 +308,67 @@ def test_a_request_approval_click_by_someone_else_is_refused(world: BotWorld) ->
         )
         assert world.slack.views_opened() == []
         assert world.slack.messages(APPROVAL_CHANNEL) == []
+
+
+def test_slow_approvals_never_hold_up_a_check_and_a_full_bot_says_busy_losing_nothing(
+    world: BotWorld,
+) -> None:
+    people = [world.seed(name) for name in ("ann", "ben", "cat")]
+    with world.running() as slack:
+        messages = [slack.request_approval(slack.check(p.address)) for p in people]
+        ids = [slack.request_id(m) for m in messages]
+
+    # Every directory call now takes 1 s; one decision worker and one waiting place.
+    with world.running(slow=1.0, smtpmatch_decision_workers=1, smtpmatch_queue_limit=1) as slack:
+        acks = []
+        for message in messages:
+            started = time.perf_counter()
+            slack.press(message, ActionId.APPROVE, APPROVER)
+            acks.append(time.perf_counter() - started)
+        # The third approval found both places taken: told at once, nothing started.
+        busy = world.slack.wait_for(
+            lambda c: c.method == "response_url" and "busy" in str(c.args.get("text")),
+            timeout=5,
+        )
+        assert busy.args.get("response_type") == "ephemeral"
+        assert slack.bot.services.store.get_request(ids[2]).state is RequestState.PENDING
+
+        # Meanwhile a check is acknowledged at once and answered.
+        started = time.perf_counter()
+        response = slack.slack_driver.command(people[0].address, user_id=OUTSIDER)
+        command_ack = time.perf_counter() - started
+        assert response.status_code == 200
+        name = slack.slack_driver.last_response_url_name
+        world.slack.wait_for(
+            lambda c: c.method == "response_url" and c.target == name and c.args.get("blocks"),
+            timeout=30,
+        )
+        assert max(acks) < 1.0 and command_ack < 1.0
+
+        for request_id in ids[:2]:
+            wait_until(
+                lambda rid=request_id: (
+                    slack.bot.services.store.get_request(rid).state
+                    in (RequestState.APPLIED, RequestState.MATCHED)
+                ),
+                timeout=60,
+            )
+        # Nothing was lost: the refused approval simply works when pressed again.
+        slack.press(
+            world.slack.message(APPROVAL_CHANNEL, messages[2].ts), ActionId.APPROVE, APPROVER
+        )
+        wait_until(
+            lambda: (
+                slack.bot.services.store.get_request(ids[2]).state
+                in (RequestState.APPLIED, RequestState.MATCHED)
+            ),
+            timeout=60,
+        )
+
+    # Nothing was written twice: one write per request, AD holds each address once.
+    with world.running() as slack:
+        store = slack.bot.services.store
+        for person, request_id in zip(people, ids, strict=True):
+            events = [e.event for e in store.list_audit(request_id=request_id)]
+            assert events.count("applied") == 1 and events.count("approved") == 1
+            assert ad_values(world, person.dn) == ([person.address], [f"SMTP:{person.address}"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
@@ -17,6 +18,10 @@ from alembic.config import Config
 from sqlalchemy.exc import IntegrityError
 
 from bot.errors import ConfigurationError
+from bot.models import CloudUser, ObjectKind, OnPremUser, ProvisioningError
+from bot.ports import AttributeChange, ChangePlan
+from bot.rules.checks import Check, CheckId, Report, Status, Verdict
+from bot.rules.codec import plan_to_dict, report_to_dict
 from bot.rules.requests import InvalidTransition, RequestState
 from bot.store import MatchRequest, RequestNotFound, Store
 from bot.store.repository import MIGRATIONS_DIR
@@ -24,20 +29,54 @@ from bot.store.tables import BigId, JsonDoc, UtcDateTime
 from tests.support.postgres import PostgresStartError, ThrowawayPostgres
 
 S = RequestState
+HEAD = "0003"
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 
-PLAN = {
-    "dn": "CN=Jane Doe,OU=Staff,DC=contoso,DC=com",
-    "changes": [
-        {"attribute": "mail", "before": None, "after": "jane@contoso.com"},
-        {
-            "attribute": "proxyAddresses",
-            "before": ["smtp:jdoe@contoso.local"],
-            "after": ["SMTP:jane@contoso.com", "smtp:jdoe@contoso.local"],
-        },
-    ],
-}
-REPORT = {"verdict": "eligible", "checks": [{"id": "cloud_user_exists", "status": "pass"}]}
+PLAN = ChangePlan(
+    dn="CN=Jane Doe,OU=Staff,DC=contoso,DC=com",
+    changes=(
+        AttributeChange("mail", (), ("jane@contoso.com",)),
+        AttributeChange(
+            "proxyAddresses",
+            ("smtp:jdoe@contoso.local",),
+            ("SMTP:jane@contoso.com", "smtp:jdoe@contoso.local"),
+        ),
+    ),
+)
+#: What the write reports as done (the old values it replaced, the new ones it stored).
+APPLIED = ChangePlan(dn=PLAN.dn, changes=(AttributeChange("mail", (), ("jane@contoso.com",)),))
+REPORT = Report(
+    address="jane@contoso.com",
+    verdict=Verdict.ELIGIBLE,
+    checks=(
+        Check(CheckId.CLOUD_USER_FOUND, Status.PASS, "Cloud user found", "jane@contoso.com"),
+        Check(
+            CheckId.ONPREM_UPN_DIFFERS,
+            Status.WARN,
+            "UPN differs",
+            "jdoe@contoso.local <> jane@contoso.com",
+            "Align the UPNs after the match.",
+        ),
+    ),
+    target_address="jane@contoso.com",
+    cloud=CloudUser(
+        id="6f1f4a4e-0000-4000-8000-000000000001",
+        user_principal_name="jane@contoso.onmicrosoft.com",
+        display_name="Jane Doe",
+        mail="jane@contoso.com",
+        proxy_addresses=("SMTP:jane@contoso.com",),
+    ),
+    onprem=OnPremUser(
+        dn=PLAN.dn,
+        object_guid=bytes(range(16)),
+        sam_account_name="jdoe",
+        user_principal_name="jdoe@contoso.local",
+        proxy_addresses=("smtp:jdoe@contoso.local",),
+        object_sid="S-1-5-21-1-2-3-1105",
+    ),
+    plan=PLAN,
+    summary="Jane can be matched.",
+)
 
 
 class FakeClock:
@@ -157,9 +196,7 @@ def test_a_transition_moves_the_state_sets_fields_and_bumps_the_version(
         decided_at=decided_at,
         decision_reason="looks right",
     )
-    applied = timed_store.transition(
-        request.id, [S.APPROVING], S.APPLIED, applied={"mail": {"before": None, "after": "x"}}
-    )
+    applied = timed_store.transition(request.id, [S.APPROVING], S.APPLIED, applied=APPLIED)
 
     assert claimed is not None
     assert claimed.state is S.APPROVING
@@ -170,7 +207,7 @@ def test_a_transition_moves_the_state_sets_fields_and_bumps_the_version(
     assert claimed.created_at == request.created_at
     assert applied is not None
     assert applied.version == 3
-    assert applied.applied == {"mail": {"before": None, "after": "x"}}
+    assert applied.applied == APPLIED
     assert timed_store.get_request(request.id) == applied
 
 
@@ -518,7 +555,7 @@ def test_migrating_an_up_to_date_database_again_changes_nothing(store: Store) ->
 
     store.migrate()
 
-    assert store.schema_revision() == "0002"
+    assert store.schema_revision() == HEAD
     assert store.get_request(request.id) == request
 
 
@@ -533,12 +570,13 @@ def test_upgrading_a_revision_1_database_keeps_its_data(store_url: str) -> None:
     with Store(store_url) as upgraded:
         upgraded.migrate()
 
-        assert upgraded.schema_revision() == "0002"
+        assert upgraded.schema_revision() == HEAD
         request = upgraded.get_request("OLDREQUEST01")
         assert request is not None
         assert request.state is S.APPLIED
         assert request.plan == PLAN
-        assert request.applied == {"mail": {"before": None, "after": "jane@contoso.com"}}
+        assert request.applied == APPLIED
+        assert request.report == REPORT
         assert request.expires_at == T0 + timedelta(days=2)
         assert [e.event for e in upgraded.list_audit(request_id=request.id)] == [
             "request.created",
@@ -617,12 +655,13 @@ def insert_revision_1_rows(conn: sa.Connection) -> None:
             cloud_user_id="cloud-1",
             cloud_upn="jane@contoso.onmicrosoft.com",
             anchor="QW5jaG9y",
-            plan=PLAN,
-            report=REPORT,
+            # What the code of revisions 1 and 2 wrote: the --json shape.
+            plan=plan_to_dict(PLAN),
+            report=report_to_dict(REPORT),
             requester_id="U0HELPDESK",
             state="applied",
             decided_by="U0APPROVER",
-            applied={"mail": {"before": None, "after": "jane@contoso.com"}},
+            applied=plan_to_dict(APPLIED),
             version=3,
             created_at=T0,
             expires_at=T0 + timedelta(days=2),
@@ -667,7 +706,7 @@ def test_a_new_store_on_the_same_database_loses_nothing(store: Store, store_url:
     request = new_request(store)
     store.update_fields(request.id, approval_channel="C0APPROVE", approval_ts="1.1")
     store.transition(request.id, [S.PENDING], S.APPROVING, decided_by="U0APPROVER")
-    applied = store.transition(request.id, [S.APPROVING], S.APPLIED, applied={"k": ["v"]})
+    applied = store.transition(request.id, [S.APPROVING], S.APPLIED, applied=APPLIED)
     watch = store.create_watch(request.id, "QW5jaG9y", "cloud-1", T0, T0)
     events = [store.append_audit("request.applied", request_id=request.id, details={"n": 1})]
     store.close()
@@ -684,11 +723,11 @@ def test_a_postgresql_url_is_served_by_psycopg_3(store_url: str) -> None:
     with Store(store_url) as plain:
         assert plain.dialect in {"sqlite", "postgresql"}
         plain.migrate()
-        assert plain.schema_revision() == "0002"
+        assert plain.schema_revision() == HEAD
     if store_url.startswith("postgresql"):
         explicit = store_url.replace("postgresql://", "postgresql+psycopg://", 1)
         with Store(explicit) as with_driver:
-            assert with_driver.schema_revision() == "0002"
+            assert with_driver.schema_revision() == HEAD
 
 
 @pytest.mark.parametrize(
@@ -718,7 +757,7 @@ def test_the_migrations_downgrade_to_revision_1_and_back(store: Store) -> None:
     store.migrate()
 
     assert downgraded == "0001"
-    assert store.schema_revision() == "0002"
+    assert store.schema_revision() == HEAD
     assert store.get_request(request.id) == request
 
 
@@ -756,3 +795,116 @@ def test_a_transition_and_its_audit_event_are_written_together(store: Store) -> 
     assert [(e.event, e.actor) for e in events] == [("requested", "U1"), ("rejected", "U2")]
     assert store.get_audit(events[1].id) == events[1]
     assert store.get_audit(10**9) is None
+
+
+# -- typed documents: round trips and the conversion of rows the previous schema wrote -----
+
+
+FULL_REPORT = replace(
+    REPORT,
+    verdict=Verdict.BLOCKED,
+    cloud=replace(
+        REPORT.cloud,
+        on_premises_sync_enabled=False,
+        provisioning_errors=(
+            ProvisioningError("PropertyConflict", "ProxyAddresses", "SMTP:jane@contoso.com", "x"),
+        ),
+    ),
+    onprem=replace(
+        REPORT.onprem,
+        kind=ObjectKind.CONTACT,
+        consistency_guid=bytes(range(16, 32)),
+        user_account_control=0x202,
+        exchange_schema=True,
+        exchange_mailbox_guid="5b2c…",
+        exchange_recipient_type_details=1,
+    ),
+    candidates=(REPORT.onprem, replace(REPORT.onprem, dn="CN=Jane Two,DC=contoso,DC=com")),
+)
+
+
+@pytest.mark.parametrize("report", [REPORT, FULL_REPORT], ids=["eligible", "every-field"])
+def test_every_persisted_type_reads_back_equal(store: Store, report: Report) -> None:
+    request = new_request(store, report=report, plan=PLAN)
+    store.transition(request.id, [S.PENDING], S.APPROVING)
+    store.transition(request.id, [S.APPROVING], S.APPLIED, applied=APPLIED)
+
+    loaded = store.get_request(request.id)
+
+    assert loaded is not None
+    assert loaded.report == report and loaded.plan == PLAN and loaded.applied == APPLIED
+    assert loaded.report.onprem is not None
+    assert loaded.report.onprem.anchor == report.onprem.anchor  # bytes survive the JSON
+
+
+def test_a_field_that_is_not_a_domain_value_is_refused(store: Store) -> None:
+    request = new_request(store)
+    with pytest.raises(TypeError, match="ChangePlan"):
+        store.update_fields(request.id, applied={"dn": "x", "changes": []})
+
+
+def test_rows_the_previous_schema_wrote_are_converted_to_typed_values(store_url: str) -> None:
+    with Store(store_url) as old:
+        old.migrate("0002")
+        with old.connection() as conn:
+            insert_revision_1_rows(conn)  # 0002 wrote the same documents as 0001
+            conn.execute(
+                sa.text(
+                    "INSERT INTO requests (id, address, target_address, onprem_dn, "
+                    "cloud_user_id, cloud_upn, anchor, plan, report, requester_id, state, "
+                    "created_at, expires_at, updated_at, version) VALUES ('OLDPENDING01', "
+                    "'jane@contoso.com', 'jane@contoso.com', 'CN=x', 'cloud-1', 'j@x', 'QQ==', "
+                    ":plan, :report, 'U1', 'pending', :t, :t, :t, 1)"
+                ).bindparams(
+                    sa.bindparam("plan", type_=JsonDoc),
+                    sa.bindparam("report", type_=JsonDoc),
+                    sa.bindparam("t", type_=UtcDateTime()),
+                ),
+                {
+                    "plan": plan_to_dict(PLAN),
+                    "report": report_to_dict(replace(REPORT, cloud=None, onprem=None)),
+                    "t": T0,
+                },
+            )
+
+    with Store(store_url) as upgraded:
+        upgraded.migrate()
+
+        assert upgraded.schema_revision() == HEAD
+        applied = upgraded.get_request("OLDREQUEST01")
+        pending = upgraded.get_request("OLDPENDING01")
+        assert applied is not None and pending is not None
+        assert applied.report == REPORT and applied.plan == PLAN and applied.applied == APPLIED
+        assert pending.report == replace(REPORT, cloud=None, onprem=None)
+        assert pending.applied is None
+        # The converted request goes on like any other: its revert restores the old values.
+        assert applied.applied.inverse().changes[0].after == ()
+
+
+def test_a_new_sqlite_database_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "private.db"
+    with Store(f"sqlite:///{path}") as store:
+        store.migrate()
+        new_request(store)
+        files = [p for p in tmp_path.iterdir() if p.name.startswith("private.db")]
+        assert {p.name for p in files} >= {"private.db", "private.db-wal"}
+        for file in files:
+            assert file.stat().st_mode & 0o777 == 0o600, file.name
+
+
+def test_two_submissions_racing_for_one_address_create_one_request(store: Store) -> None:
+    from bot.domain import OpenRequestExists
+
+    def create() -> MatchRequest | OpenRequestExists:
+        try:
+            return new_request(store, exclusive=True)
+        except OpenRequestExists as exc:
+            return exc
+
+    results = race(create, create, create)
+
+    created = [r for r in results if isinstance(r, MatchRequest)]
+    refused = [r for r in results if isinstance(r, OpenRequestExists)]
+    assert len(created) == 1 and len(refused) == 2
+    assert {r.existing.id for r in refused} == {created[0].id}
+    assert len(store.list_requests()) == 1

@@ -36,6 +36,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import re
 import socket
 import struct
 import threading
@@ -290,6 +291,38 @@ def text_of(blocks: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None) -> s
     parts: list[str] = []
     _collect_text(list(blocks), parts)
     return "\n".join(parts)
+
+
+_MRKDWN_TOKEN = re.compile(r"<([^<>]*)>")
+
+
+def render_mrkdwn(text: str) -> str:
+    """What a person sees for a mrkdwn string, the way Slack renders it.
+
+    ``<@U1>`` shows as ``@U1`` (the fake has no names), ``<#C1>`` as ``#C1``, ``<!date^…|x>``
+    and ``<url|label>`` as their fallback or label, ``<url>`` as the URL; then the three
+    escapes ``&lt;`` ``&gt;`` ``&amp;`` show as the characters. So a mention escaped twice
+    (``&lt;@U1&gt;``) shows as the raw ``<@U1>`` it is in Slack.
+    """
+
+    def token(match: re.Match[str]) -> str:
+        inner = match.group(1)
+        target, _, label = inner.partition("|")
+        if target.startswith("@"):
+            return label or target
+        if target.startswith("#"):
+            return f"#{label}" if label else target
+        if target.startswith("!"):
+            return label or f"@{target[1:].split('^')[0]}"
+        return label or target
+
+    rendered = _MRKDWN_TOKEN.sub(token, text)
+    return rendered.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def rendered_text(blocks: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None) -> str:
+    """:func:`text_of` as Slack would render it (see :func:`render_mrkdwn`)."""
+    return render_mrkdwn(text_of(blocks))
 
 
 def _collect_text(node: Any, parts: list[str]) -> None:

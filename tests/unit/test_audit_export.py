@@ -46,3 +46,23 @@ def test_since_in_the_future_exports_nothing(audited, capsys) -> None:
 def test_a_malformed_date_exits_2(audited, capsys) -> None:
     assert main(["audit", "--since", "yesterday"]) == 2
     assert "ISO 8601" in capsys.readouterr().err
+
+
+def test_export_never_creates_a_database(tmp_path, monkeypatch, capsys) -> None:
+    missing = tmp_path / "nothing-here.db"
+    monkeypatch.setenv("SMTPMATCH_DATABASE_URL", f"sqlite:///{missing}")
+    assert main(["audit"]) == 2
+    assert "no database" in capsys.readouterr().err
+    assert not missing.exists()
+
+
+def test_export_never_migrates_an_older_database(tmp_path, monkeypatch, capsys) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    with Store(url) as old:
+        old.migrate("0002")
+        old.append_audit("checked", actor="U1", details={"address": "jane@contoso.com"})
+    monkeypatch.setenv("SMTPMATCH_DATABASE_URL", url)
+    assert main(["audit"]) == 0
+    assert [r["event"] for r in json.loads(capsys.readouterr().out)] == ["checked"]
+    with Store(url) as reopened:
+        assert reopened.schema_revision() == "0002"

@@ -224,7 +224,7 @@ class Refusing:
 def test_directory_faults_map_to_exit_codes_and_name_the_server(
     capsys, monkeypatch, fault: Exception, code: int
 ) -> None:
-    from bot import compose
+    from bot import bootstrap as compose
     from bot.directories.demo import build_demo_directories
     from bot.services.check import Directories
 

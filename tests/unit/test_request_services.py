@@ -12,6 +12,7 @@ import pytest
 
 from bot.directories.demo import DemoActiveDirectory, DemoEntraDirectory, build_demo_directories
 from bot.errors import DirectoryUnavailable
+from bot.ports import AttributeChange
 from bot.rules.requests import RequestState
 from bot.services.check import Directories
 from bot.services.requests import (
@@ -21,9 +22,11 @@ from bot.services.requests import (
     check_for,
     expire_requests,
     load_check,
+    recover_stuck_approvals,
     reject_request,
     request_match,
     revert_request,
+    submit_request,
 )
 from bot.store.repository import Store
 
@@ -81,11 +84,18 @@ def requested(svc: RequestServices, address: str = "jane@contoso.com"):
     return result.request
 
 
+def approved(svc: RequestServices, address: str):
+    request = requested(svc, address)
+    result = approve_request(svc, request.id, APPROVER, Team())
+    assert result.outcome is Outcome.APPLIED
+    return result.request
+
+
 def test_an_eligible_address_becomes_a_pending_request_with_its_plan(world) -> None:
     svc, _, _ = world
     request = requested(svc)
     assert request.state is RequestState.PENDING
-    assert request.plan["changes"][0]["after"] == "jane@contoso.com"
+    assert request.plan.changes[0].after == ("jane@contoso.com",)
     assert request.expires_at == svc.clock() + timedelta(hours=24)
     assert [e.event for e in svc.store.list_audit(request_id=request.id)] == ["requested"]
 
@@ -110,12 +120,12 @@ def test_approval_writes_ad_once_and_records_the_old_values(world) -> None:
     stored = svc.store.get_request(request.id)
     assert stored is not None and stored.state is RequestState.APPLIED
     assert stored.decided_by == APPROVER
-    mail = {c["attribute"]: c for c in stored.applied["changes"]}["mail"]
-    assert mail == {
-        "attribute": "mail",
-        "before": "paul@fabrikam.com",
-        "after": "paul.primary@contoso.com",
-    }
+    mail = {c.attribute: c for c in stored.applied.changes}["mail"]
+    assert mail == AttributeChange(
+        attribute="mail",
+        before=("paul@fabrikam.com",),
+        after=("paul.primary@contoso.com",),
+    )
 
 
 def test_the_requester_cannot_approve_their_own_request(world) -> None:
@@ -278,3 +288,156 @@ class TestTheRequestApprovalButton:
             assert "no longer valid" in load_check(svc, value, REQUESTER)
         svc.clock.now += timedelta(hours=2)  # type: ignore[attr-defined]
         assert "no longer valid" in load_check(svc, str(fresh), REQUESTER)
+
+
+def test_an_address_moved_to_another_cloud_user_is_refused_at_approval(world) -> None:
+    svc, ad, cloud = world
+    request = requested(svc)
+    jane = next(u for u in cloud.users if u.user_principal_name == "jane@contoso.com")
+    impostor = replace(jane, id="00000000-0000-4000-8000-00000000bad0")
+    cloud.users = [impostor if u.id == jane.id else u for u in cloud.users]
+    cloud.mailboxes[impostor.id] = True
+    result = approve_request(svc, request.id, APPROVER, Team())
+    assert result.outcome is Outcome.RECHECK_BLOCKED
+    assert "cloud user holding the address" in result.message
+    assert ad_user(ad, "jane.doe").mail is None
+    assert svc.store.get_request(request.id).state is RequestState.FAILED
+
+
+def test_an_ad_object_recreated_under_the_same_dn_is_refused_at_approval(world) -> None:
+    svc, ad, _ = world
+    request = requested(svc)
+    ad.users = [
+        replace(u, object_guid=bytes(16)) if u.sam_account_name == "jane.doe" else u
+        for u in ad.users
+    ]
+    result = approve_request(svc, request.id, APPROVER, Team())
+    assert result.outcome is Outcome.RECHECK_BLOCKED
+    assert "anchor" in result.message
+    assert ad_user(ad, "jane.doe").mail is None
+
+
+def test_a_second_request_for_an_open_address_creates_nothing_and_names_the_first(world) -> None:
+    svc, _, _ = world
+    first = requested(svc)
+    again = request_match(svc, address="jane@contoso.com", onprem_id=None, requester_id="U0OTHER")
+    assert again.outcome is Outcome.ALREADY_OPEN
+    assert first.id in again.message
+    assert [r.id for r in svc.store.list_requests()] == [first.id]
+
+
+def test_a_replayed_submission_of_one_check_creates_one_request(world) -> None:
+    svc, _, _ = world
+    _, check_id = check_for(svc, "jane@contoso.com", None, REQUESTER)
+    outcomes = [
+        submit_request(
+            svc,
+            check_id=str(check_id),
+            requester_id=REQUESTER,
+            requester_name="hal",
+            reason=None,
+        ).outcome
+        for _ in range(2)
+    ]
+    assert outcomes == [Outcome.REQUESTED, Outcome.ALREADY_OPEN]
+    assert len(svc.store.list_requests()) == 1
+
+
+def test_a_decided_request_does_not_block_a_new_one(world) -> None:
+    svc, _, _ = world
+    first = requested(svc)
+    reject_request(svc, first.id, APPROVER, Team(), "not yet")
+    assert requested(svc).id != first.id
+
+
+def test_a_requester_who_is_also_an_approver_cannot_revert_alone_and_it_is_audited(
+    world,
+) -> None:
+    svc, ad, _ = world
+    request = approved(svc, "paul.primary@contoso.com")
+    both = replace(svc, approvers=(APPROVER, REQUESTER))
+    result = revert_request(both, request.id, REQUESTER, Team())
+    assert result.outcome is Outcome.REFUSED_SELF
+    assert ad_user(ad, "paul.primary").mail == "paul.primary@contoso.com"
+    [refusal] = [e for e in svc.store.list_audit(request_id=request.id) if "refused" in e.event]
+    assert (refusal.event, refusal.actor) == ("revert_refused", REQUESTER)
+
+
+def test_a_non_approvers_revert_is_refused_and_audited(world) -> None:
+    svc, _, _ = world
+    request = approved(svc, "paul.primary@contoso.com")
+    assert revert_request(svc, request.id, "U0RANDOM", Team()).outcome is (
+        Outcome.REFUSED_NOT_APPROVER
+    )
+    events = [e.event for e in svc.store.list_audit(request_id=request.id)]
+    assert events[-1] == "revert_refused"
+
+
+def test_a_revert_once_entra_has_bound_the_user_is_refused_and_settles_it_as_matched(
+    world,
+) -> None:
+    svc, ad, cloud = world
+    request = approved(svc, "paul.primary@contoso.com")
+    paul = next(u for u in cloud.users if u.id == request.cloud_user_id)
+    cloud.update_user(
+        replace(paul, on_premises_sync_enabled=True, on_premises_immutable_id=request.anchor)
+    )
+    result = revert_request(svc, request.id, APPROVER, Team())
+    assert result.outcome is Outcome.STALE and "already bound" in result.message
+    assert ad_user(ad, "paul.primary").mail == "paul.primary@contoso.com"  # not restored
+    assert svc.store.get_request(request.id).state is RequestState.MATCHED
+    events = [e.event for e in svc.store.list_audit(request_id=request.id)]
+    assert events[-2:] == ["revert_refused", "sync_matched"]
+
+
+def failing_after_write(ad: DemoActiveDirectory) -> None:
+    """The modify reaches AD, then the connection drops before the answer."""
+    real_apply = ad.apply
+
+    def apply(plan):
+        real_apply(plan)
+        raise DirectoryUnavailable("Active Directory", "dc1:636", "connection reset")
+
+    ad.apply = apply  # type: ignore[method-assign]
+
+
+def test_a_write_that_reached_ad_before_the_fault_is_recorded_as_applied(world) -> None:
+    svc, ad, _ = world
+    request = requested(svc, "paul.primary@contoso.com")
+    failing_after_write(ad)
+    result = approve_request(svc, request.id, APPROVER, Team())
+    assert result.outcome is Outcome.APPLIED
+    stored = svc.store.get_request(request.id)
+    assert stored.state is RequestState.APPLIED
+    assert stored.applied == stored.plan  # the old values are kept for a revert
+    applied = [e for e in svc.store.list_audit(request_id=request.id) if e.event == "applied"]
+    assert "connection reset" in str(applied[0].details["note"])
+
+
+def test_a_write_fault_before_ad_changed_releases_the_request(world) -> None:
+    svc, ad, _ = world
+    request = requested(svc)
+
+    def refuse(plan):
+        raise DirectoryUnavailable("Active Directory", "dc1:636", "connection reset")
+
+    ad.apply = refuse  # type: ignore[method-assign]
+    result = approve_request(svc, request.id, APPROVER, Team())
+    assert result.outcome is Outcome.OUTAGE
+    assert svc.store.get_request(request.id).state is RequestState.PENDING
+    assert ad_user(ad, "jane.doe").mail is None
+
+
+def test_a_claim_stuck_in_approving_is_settled_by_the_sweep_from_what_ad_holds(world) -> None:
+    svc, ad, _ = world
+    written = requested(svc, "paul.primary@contoso.com")
+    untouched = requested(svc, "jane@contoso.com")
+    for request in (written, untouched):  # a crash right after the claim
+        svc.store.transition(request.id, [RequestState.PENDING], RequestState.APPROVING)
+    ad.apply(written.plan)  # ... and for one of them, after the write
+    assert recover_stuck_approvals(svc) == []  # too recent: maybe still in progress
+    svc.clock.now += timedelta(minutes=11)  # type: ignore[attr-defined]
+    outcomes = {r.request.id: r.outcome for r in recover_stuck_approvals(svc)}
+    assert outcomes == {written.id: Outcome.APPLIED, untouched.id: Outcome.OUTAGE}
+    assert svc.store.get_request(written.id).state is RequestState.APPLIED
+    assert svc.store.get_request(untouched.id).state is RequestState.PENDING

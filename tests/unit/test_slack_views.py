@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from bot.directories.demo import build_demo_directories
-from bot.rules.codec import report_to_dict
+from bot.rules.checks import Report
 from bot.rules.requests import RequestState
 from bot.services.check import Directories, check_match
 from bot.slack_views.blocks import approval_blocks, home_view, report_blocks
@@ -15,8 +15,8 @@ from bot.slack_views.ids import ActionId
 from bot.store.repository import MatchRequest
 
 
-def demo_report(address: str) -> dict:
-    return report_to_dict(check_match(Directories(*build_demo_directories()), address))
+def demo_report(address: str) -> Report:
+    return check_match(Directories(*build_demo_directories()), address)
 
 
 def flat(blocks: list[dict]) -> str:
@@ -35,11 +35,11 @@ def a_request(**kw) -> MatchRequest:
         address="paul.primary@contoso.com",
         onprem_id=None,
         target_address="paul.primary@contoso.com",
-        onprem_dn=report["onprem"]["dn"],
+        onprem_dn=report.onprem.dn,
         cloud_user_id="c1",
         cloud_upn="paul.primary@contoso.com",
         anchor="x",
-        plan=report["plan"],
+        plan=report.plan,
         report=report,
         requester_id="U1",
         requester_name="helpdesk",
@@ -129,3 +129,50 @@ def test_home_lists_own_awaiting_and_recent() -> None:
     text = flat(view["blocks"])
     assert "`r1`" in text and "`r2`" in text and "Awaiting you" in text
     assert "Awaiting you" not in flat(home_view([mine], [], [], is_approver=False)["blocks"])
+
+
+def test_a_report_too_long_for_one_message_keeps_its_request_button() -> None:
+    report = demo_report("jane@contoso.com")
+    many = tuple(replace(report.checks[0], detail=f"detail {i} " + "x" * 2900) for i in range(80))
+    blocks = report_blocks(replace(report, checks=report.checks + many), request_check=7)
+    assert len(blocks) <= 50
+    assert action_ids(blocks) == [ActionId.REQUEST_APPROVAL]
+    assert "Shortened" in flat(blocks)
+
+
+def test_a_long_pending_request_keeps_approve_and_reject() -> None:
+    request = a_request()
+    many = tuple(replace(request.report.checks[0], detail="y" * 2900) for _ in range(80))
+    long_report = replace(request.report, checks=request.report.checks + many)
+    blocks = approval_blocks(replace(request, report=long_report))
+    assert len(blocks) <= 50
+    assert action_ids(blocks) == [ActionId.APPROVE, ActionId.REJECT]
+
+
+def test_announcements_render_mentions_as_people_and_directory_values_literally() -> None:
+    from bot.slack_views.blocks import (
+        applied_announcement,
+        rejected_announcement,
+        request_posted_announcement,
+        reverted_announcement,
+    )
+    from tests.support.slack_fake import render_mrkdwn, rendered_text
+
+    decided = a_request(
+        state=RequestState.REJECTED,
+        decided_by="U0BOSS",
+        decided_at=datetime(2026, 11, 26, 10, tzinfo=UTC),
+        decision_reason="<@U0EVIL> *bold* & more",
+        applied=a_request().plan,
+    )
+    for text, blocks in (
+        applied_announcement(decided),
+        rejected_announcement(decided),
+        reverted_announcement(decided),
+    ):
+        shown = rendered_text(blocks)
+        assert "@U0BOSS" in shown and "<@U0BOSS" not in shown and "&lt;" not in shown
+        assert "@U0BOSS" in render_mrkdwn(text)  # the notification says the same
+    assert "<@U0EVIL> *bold* & more" in rendered_text(rejected_announcement(decided)[1])
+    _, posted = request_posted_announcement(decided, "C0APPROVALS")
+    assert "went to #C0APPROVALS for approval" in rendered_text(posted)

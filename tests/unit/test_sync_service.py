@@ -62,7 +62,7 @@ def world(tmp_path):
         store=store,
         approvers=("U0APPROVER",),
         clock=clock,
-        on_applied=lambda r: start_watch(sync, r),
+        applied_listeners=(lambda r: start_watch(sync, r),),
     )
     yield svc, sync, cloud, notes, clock
     store.close()
@@ -122,11 +122,11 @@ def test_a_reverted_request_stops_being_watched(world) -> None:
 
 
 def test_the_demo_bot_sees_its_match_through_to_matched(world) -> None:
-    from bot.compose import build_sync_trigger
+    from bot.bootstrap import build_sync_trigger
     from bot.settings import Settings
 
     svc, sync, _, notes, clock = world
-    sync.trigger = build_sync_trigger(Settings(_env_file=None), svc.dirs)
+    sync.trigger = build_sync_trigger(Settings(_env_file=None), svc.dirs, demo=True)
     request = applied(svc, "paul.primary@contoso.com")
     clock.now += timedelta(seconds=10)
     poll_due_watches(sync)
