@@ -41,11 +41,14 @@ _STATUS_EMOJI: dict[str, str] = {
     "unknown": ":grey_question:",
     "skip": ":heavy_minus_sign:",
 }
-_VERDICT_TEXT: dict[str, str] = {
-    "eligible": ":large_green_circle: *Eligible*: the AD user can be SMTP-matched.",
-    "already_matched": ":large_blue_circle: *Already matched*: nothing to do.",
-    "blocked": ":red_circle: *Blocked*: fix the failed checks first.",
-    "needs_input": ":large_yellow_circle: *Needs input*",
+#: One line per verdict; keyed by the enum so that a new verdict without a text fails the tests.
+VERDICT_TEXT: dict[Verdict, str] = {
+    Verdict.ELIGIBLE: ":large_green_circle: *Eligible*: the AD user can be SMTP-matched.",
+    Verdict.ALREADY_MATCHED: ":large_blue_circle: *Already matched*: nothing to do.",
+    Verdict.BLOCKED: ":red_circle: *Blocked*: fix the failed checks first.",
+    Verdict.NEEDS_INPUT: ":large_yellow_circle: *Needs input*",
+    Verdict.SYNC_PENDING: ":large_blue_circle: *Sync pending*: nothing to change; run a sync.",
+    Verdict.NEEDS_ACCOUNT: ":white_circle: *Needs an AD account*: none exists for this person yet.",
 }
 _STATE_TEXT = {
     RequestState.PENDING: ":hourglass_flowing_sand: Waiting for an approver",
@@ -176,7 +179,7 @@ def plan_blocks(plan: ChangePlan | None, heading: str = "Planned change") -> lis
 
 def _report_body(report: Report) -> list[Block]:
     """Everything of a report but its header and its button."""
-    verdict = _VERDICT_TEXT.get(str(report.verdict), f"*{_escape(str(report.verdict))}*")
+    verdict = VERDICT_TEXT[report.verdict]
     blocks: list[Block] = [
         _section(f"{verdict}\n{_escape(report.summary)}"),
         *_entries(report),

@@ -176,3 +176,24 @@ def test_announcements_render_mentions_as_people_and_directory_values_literally(
     assert "<@U0EVIL> *bold* & more" in rendered_text(rejected_announcement(decided)[1])
     _, posted = request_posted_announcement(decided, "C0APPROVALS")
     assert "went to #C0APPROVALS for approval" in rendered_text(posted)
+
+
+def test_every_verdict_of_the_demo_directories_renders_with_its_own_headline() -> None:
+    from bot.rules.checks import Verdict
+    from bot.slack_views.blocks import VERDICT_TEXT
+
+    reports = [
+        demo_report(address)
+        for address in (
+            "jane@contoso.com",
+            "mia.matched@contoso.com",
+            "hank.hard@contoso.com",
+            "nora.new@contoso.com",
+            "chris@contoso.com",
+            "gina.guest@contoso.com",
+        )
+    ]
+
+    assert {r.verdict for r in reports} == set(Verdict)
+    for report in reports:
+        assert VERDICT_TEXT[report.verdict] in flat(report_blocks(report))
