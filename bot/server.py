@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -22,6 +23,14 @@ from starlette.routing import Route
 
 from bot.compose import build_directories, build_sync_trigger
 from bot.errors import ConfigurationError
+from bot.health import liveness_endpoint, start_readiness
+from bot.log_format import configure_logging, reference_middleware
+from bot.metrics import (
+    instrument_directories,
+    instrument_executor,
+    instrument_store,
+    metrics_endpoint,
+)
 from bot.services.check import Directories
 from bot.services.requests import RequestServices, expire_requests
 from bot.services.sync import SyncServices, poll_due_watches, start_watch
@@ -128,6 +137,8 @@ def build_bot(
     if store is None:
         store = Store(settings.smtpmatch_database_url)
         store.migrate()
+    # Operations hook (metrics): time directory calls, count request states at the store.
+    dirs, store = instrument_directories(dirs), instrument_store(store)
     services = RequestServices(
         dirs=dirs,
         store=store,
@@ -149,12 +160,16 @@ def build_bot(
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         # auth.test at start-up would make start-up depend on Slack being reachable.
         token_verification_enabled=False,
+        # Operations hook (logs): listeners run in the context that holds the reference id.
+        listener_executor=instrument_executor(ThreadPoolExecutor(max_workers=10), "listener"),
     )
+    app.use(reference_middleware)
     context = BotContext(
         services=services,
         approval_channel=settings.smtpmatch_approval_channel,
         notify_channel=settings.smtpmatch_notify_channel,
     )
+    context.background = instrument_executor(context.background, "work")  # operations hook
     register(app, context)
     return Bot(app=app, services=services, sync=sync, settings=settings, context=context)
 
@@ -189,21 +204,27 @@ def build_http_app(bot: Bot) -> Starlette:
             headers={k: v[0] for k, v in bolt_response.headers.items()},
         )
 
-    async def healthz(_: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
+    # Operations hook: readiness (schema current, directories answered once) and metrics.
+    readiness = start_readiness(bot.services.store, bot.services.dirs, bot.stop_event)
     return Starlette(
         routes=[
             Route("/slack/events", events, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
+            Route("/healthz", readiness.endpoint, methods=["GET"]),
+            Route("/healthz/live", liveness_endpoint, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
         ]
     )
 
 
-def serve(*, http: bool, port: int, demo: bool) -> int:
-    """Run the bot until interrupted. Socket Mode when SLACK_APP_TOKEN is set and not --http."""
-    logging.getLogger().setLevel(logging.INFO)
+def serve(*, http: bool, port: int | None, demo: bool) -> int:
+    """Run the bot until interrupted. Socket Mode when SLACK_APP_TOKEN is set and not --http.
+
+    The port is ``--port`` when given, else ``SMTPMATCH_PORT`` (which the container's
+    healthcheck reads too).
+    """
     settings = load_settings()
+    configure_logging(settings.smtpmatch_log_format)  # operations hook: SMTPMATCH_LOG_FORMAT
+    port = port if port is not None else settings.smtpmatch_port
     bot = build_bot(settings, demo=demo)
     bot.start_background()
     try:
@@ -224,7 +245,13 @@ def serve(*, http: bool, port: int, demo: bool) -> int:
             import uvicorn
 
             log.info("smtpmatch serving HTTP on port %d%s", port, " (demo)" if demo else "")
-            uvicorn.run(build_http_app(bot), host="0.0.0.0", port=port, log_level="warning")  # noqa: S104
+            uvicorn.run(
+                build_http_app(bot),
+                host="0.0.0.0",  # noqa: S104
+                port=port,
+                log_level="warning",
+                log_config=None,  # uvicorn's lines go through our handlers (and JSON format)
+            )
     finally:
         bot.stop()
     return 0
