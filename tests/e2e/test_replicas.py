@@ -153,9 +153,7 @@ def wait_ready(replica: Replica) -> None:
 
 
 @pytest.fixture
-def replicas(
-    replica_env: dict[str, str], tmp_path: Path
-) -> Iterator[tuple[Replica, Replica]]:
+def replicas(replica_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[Replica, Replica]]:
     """Two replicas started together (they migrate the empty database concurrently)."""
     started = [start_replica(n, replica_env, tmp_path / n) for n in ("one", "two")]
     try:
@@ -284,9 +282,7 @@ def test_two_serve_processes_on_one_postgresql_share_requests_and_watches_withou
         assert total("smtpmatch_writes_total", operation="apply", outcome="applied") == 1
         assert total("smtpmatch_sync_outcomes_total", outcome="matched") == 1
         assert (
-            total(
-                "smtpmatch_directory_call_seconds_count", directory="entra", operation="get_user"
-            )
+            total("smtpmatch_directory_call_seconds_count", directory="entra", operation="get_user")
             >= 1
         )
 
