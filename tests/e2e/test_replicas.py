@@ -113,6 +113,7 @@ def replica_env(
         AZURE_AUTHORITY_HOST=str(overrides["azure_authority_host"]),
         GRAPH_URL=str(overrides["graph_url"]),
         SSL_CERT_FILE=str(graph.ca_file),
+        REQUESTS_CA_BUNDLE=str(graph.ca_file),
         SMTPMATCH_DATABASE_URL=store_url,
         SMTPMATCH_SYNC_TRIGGER="webhook",
         SMTPMATCH_SYNC_WEBHOOK_URL=graph.sync_webhook_url,
@@ -149,7 +150,13 @@ def wait_ready(replica: Replica) -> None:
         except httpx.HTTPError:
             return False
 
-    wait_until(ready, timeout=60, what=f"{replica.name} to be ready")
+    try:
+        wait_until(ready, timeout=60, what=f"{replica.name} to be ready")
+    except AssertionError:
+        health = httpx.get(f"{replica.base}/healthz", timeout=5).text
+        raise AssertionError(
+            f"{replica.name}: /healthz {health}\n{replica.log.read_text()}"
+        ) from None
 
 
 @pytest.fixture
