@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     smtpmatch_cloud_sync_job_id: str | None = None
     smtpmatch_cloud_sync_rule_id: str | None = None
 
+    # Operations (one port for the server and the container healthcheck; log line format)
+    smtpmatch_port: int = Field(default=3000, ge=1, le=65535)
+    smtpmatch_log_format: str = Field(default="text", pattern="^(text|json)$")
+
     @field_validator("smtpmatch_approvers", "ldap_url", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
