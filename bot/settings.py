@@ -175,13 +175,13 @@ class Settings(BaseSettings):
 
     # Slack surface: the bot's own bounded executors and the per-user rate limit (issue 9).
     #: Threads that run reports (directory lookups) after a slash command is acked.
-    smtpmatch_check_workers: int = Field(default=8, ge=1, le=256)
+    smtpmatch_check_workers: int = Field(default=32, ge=1, le=256)
     #: Threads that run decisions: request submissions, approvals (re-check, write), reverts.
     smtpmatch_decision_workers: int = Field(default=8, ge=1, le=256)
     #: Threads for quick Slack and database work: opening modals, App Home, notices.
     smtpmatch_quick_workers: int = Field(default=4, ge=1, le=256)
     #: Work items that may wait for a thread in each executor; beyond it users are told "busy".
-    smtpmatch_queue_limit: int = Field(default=64, ge=0, le=10_000)
+    smtpmatch_queue_limit: int = Field(default=200, ge=0, le=10_000)
     #: `/smtpmatch` checks one user may run per minute (0 = unlimited).
     smtpmatch_checks_per_minute: int = Field(default=10, ge=0)
 

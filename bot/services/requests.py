@@ -744,7 +744,7 @@ def submit_request(
         reason=reason,
         requester_channel=requester_id,
     )
-    if result.request is None:
+    if result.outcome is not Outcome.REQUESTED or result.request is None:
         return result
     posted = svc.board.post(result.request)
     if posted is None:
