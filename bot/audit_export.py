@@ -26,7 +26,7 @@ def parse_since(text: str | None) -> datetime | None:
 def export_audit(*, since: str | None, fmt: str, out: TextIO) -> int:
     """Write the audit events (oldest first) to ``out``; returns the exit code."""
     start = parse_since(since)
-    store = Store(load_settings().smtpmatch_database_url)
+    store = Store(load_settings().database_url)
     store.migrate()
     try:
         events = store.list_audit(since=start)

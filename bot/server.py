@@ -22,6 +22,8 @@ from starlette.routing import Route
 
 from bot.compose import build_directories, build_sync_trigger
 from bot.errors import ConfigurationError
+from bot.http_guard import RequestGuard, guard, serve_http
+from bot.logging_setup import configure_logging
 from bot.services.check import Directories
 from bot.services.requests import RequestServices, expire_requests
 from bot.services.sync import SyncServices, poll_due_watches, start_watch
@@ -126,7 +128,7 @@ def build_bot(
         log.warning("SMTPMATCH_APPROVAL_CHANNEL is not set: reports will offer no approval")
     dirs = directories or build_directories(settings, demo=demo)
     if store is None:
-        store = Store(settings.smtpmatch_database_url)
+        store = Store(settings.database_url)
         store.migrate()
     services = RequestServices(
         dirs=dirs,
@@ -167,7 +169,7 @@ def _start_watch_safely(sync: SyncServices, request: MatchRequest) -> None:
         log.exception("could not start the sync watch for %s", request.id)
 
 
-def build_http_app(bot: Bot) -> Starlette:
+def build_http_app(bot: Bot) -> RequestGuard:
     """``POST /slack/events`` (commands, interactivity, events) and ``GET /healthz``.
 
     Bolt's dispatch is synchronous and waits for the listener's ``ack()``; it runs in a worker
@@ -192,17 +194,16 @@ def build_http_app(bot: Bot) -> Starlette:
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    return Starlette(
-        routes=[
-            Route("/slack/events", events, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-        ]
-    )
+    routes = [
+        Route("/slack/events", events, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+    return guard(Starlette(routes=routes), bot.settings.smtpmatch_http_max_body_bytes)
 
 
 def serve(*, http: bool, port: int, demo: bool) -> int:
     """Run the bot until interrupted. Socket Mode when SLACK_APP_TOKEN is set and not --http."""
-    logging.getLogger().setLevel(logging.INFO)
+    configure_logging(service=True)
     settings = load_settings()
     bot = build_bot(settings, demo=demo)
     bot.start_background()
@@ -221,10 +222,7 @@ def serve(*, http: bool, port: int, demo: bool) -> int:
                     f"SLACK_APP_TOKEN: Slack refused the app token ({error or 'no reason given'})"
                 ) from None
         else:
-            import uvicorn
-
-            log.info("smtpmatch serving HTTP on port %d%s", port, " (demo)" if demo else "")
-            uvicorn.run(build_http_app(bot), host="0.0.0.0", port=port, log_level="warning")  # noqa: S104
+            serve_http(build_http_app(bot), port, demo=demo)
     finally:
         bot.stop()
     return 0
