@@ -241,6 +241,17 @@ def check_port_free(port: int) -> None:
             ) from None
 
 
+def warn_open_access(settings: Settings) -> None:
+    """Log, at start-up, who may use the bot when the settings do not narrow it down."""
+    if not settings.smtpmatch_requesters:
+        log.warning(
+            "SMTPMATCH_REQUESTERS is not set: anyone in the workspace may run checks and "
+            "request matches"
+        )
+    if settings.slack_team_id is None:
+        log.warning("SLACK_TEAM_ID is not set: requests from any workspace are served")
+
+
 def _run_serve(args: argparse.Namespace) -> int:
     from bot.http_guard import PortUnavailable
     from bot.server import serve
@@ -248,6 +259,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     check_database(settings)
     check_port_free(args.port)
+    warn_open_access(settings)
     try:
         return serve(http=args.http, port=args.port, demo=args.demo)
     except PortUnavailable as exc:
