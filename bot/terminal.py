@@ -70,6 +70,7 @@ def terminal_width() -> int:
 
 def for_command_line(text: str, address: str) -> str:
     """``text`` with Slack's ``/smtpmatch ADDRESS ACCOUNT`` shown as the command-line form."""
+
     def command(arguments: str | None) -> str:
         shown = (arguments or address).replace("ADDRESS", address)
         return f"`smtpmatch check {shown}`"

@@ -102,7 +102,7 @@ class LocalSlack:
         slack = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+            def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 text = raw.decode("utf-8")
                 if "json" in (self.headers.get("Content-Type") or ""):
@@ -121,7 +121,7 @@ class LocalSlack:
                 self.end_headers()
                 self.wfile.write(answer)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 return  # quiet: the trial prints what matters
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -355,9 +355,11 @@ def _drive(slack: _Slack, address: str, timeout: float) -> int:
     approve = _buttons(approval.args.get("blocks"))[ActionId.APPROVE.value]
     slack.click(APPROVER, approve, APPROVAL_CHANNEL, {**approval.args, "ts": ts})
     dm = local.wait_for(
-        lambda c: c.method == "chat.postMessage"
-        and c.args.get("channel") == REQUESTER
-        and "approved" in str(c.args.get("text", "")),
+        lambda c: (
+            c.method == "chat.postMessage"
+            and c.args.get("channel") == REQUESTER
+            and "approved" in str(c.args.get("text", ""))
+        ),
         timeout,
     )
     updated = local.wait_for(
@@ -380,9 +382,11 @@ def _drive(slack: _Slack, address: str, timeout: float) -> int:
         as_text(result.args.get("blocks"), str(result.args.get("text", ""))),
     )
     finished = local.wait_for(
-        lambda c: c.method == "chat.postMessage"
-        and c.args.get("channel") == NOTIFY_CHANNEL
-        and bool(c.args.get("thread_ts")),
+        lambda c: (
+            c.method == "chat.postMessage"
+            and c.args.get("channel") == NOTIFY_CHANNEL
+            and bool(c.args.get("thread_ts"))
+        ),
         timeout,
     )
     slack.show(
@@ -394,4 +398,3 @@ def _drive(slack: _Slack, address: str, timeout: float) -> int:
         "requests.\nTo run it for a workspace: see 'Deploying' in the README.\n"
     )
     return 0
-
