@@ -271,9 +271,9 @@ def read_env_file(path: Path) -> dict[str, str]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
+        bad_line = data[: exc.start].count(b"\n") + 1
         raise ConfigurationError(
-            f"{path}, line {line}: not UTF-8 text (save the file as UTF-8)"
+            f"{path}, line {bad_line}: not UTF-8 text (save the file as UTF-8)"
         ) from None
     found: dict[str, str] = {}
     open_quote: str | None = None

@@ -17,7 +17,7 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlencode
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from bot.settings import Settings
@@ -212,7 +213,7 @@ class _Slack:
     def send(self, body: str, content_type: str) -> Json | None:
         from slack_bolt.request import BoltRequest
 
-        headers = {"content-type": [content_type]}
+        headers: dict[str, str | Sequence[str]] = {"content-type": [content_type]}
         headers.update({k: [v] for k, v in sign(self.secret, body).items()})
         response = self.bot.app.dispatch(BoltRequest(body=body, headers=headers))
         if response.status != 200:
@@ -296,13 +297,13 @@ def run_trial(address: str, out: TextIO, *, timeout: float = 60.0) -> int:
         LocalSlack().serving() as local,
     ):
         settings = _TrialSettings(
-            slack_bot_token="xoxb-local-trial",
-            slack_signing_secret=secret,
+            slack_bot_token=SecretStr("xoxb-local-trial"),
+            slack_signing_secret=SecretStr(secret),
             slack_api_url=f"{local.url}/api/",
             smtpmatch_approval_channel=APPROVAL_CHANNEL,
             smtpmatch_notify_channel=NOTIFY_CHANNEL,
             smtpmatch_approvers=(APPROVER,),
-            smtpmatch_database_url=f"sqlite:///{Path(folder) / 'try.db'}",
+            smtpmatch_database_url=SecretStr(f"sqlite:///{Path(folder) / 'try.db'}"),
             smtpmatch_sync_poll_seconds=1,
         )
         bot = build_bot(settings, demo=True)
