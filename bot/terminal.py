@@ -188,7 +188,11 @@ def _next_steps(report: Report) -> list[str]:
 
 def _check_lines(check: Check, width: int, paint: _Painter, address: str) -> list[str]:
     mark = paint(f"[{_MARK[check.status]}]", _STATUS_COLOUR[check.status])
-    lines = [f"  {mark} {check.id:28} {check.title}"]
+    head = f"{check.id:28} {check.title}"
+    if 9 + len(head) <= width:
+        lines = [f"  {mark} {head}"]
+    else:  # a narrow terminal: the title goes under the id
+        lines = [f"  {mark} {check.id}", *_wrapped(check.title, width, " " * 9, " " * 9)]
     lines += _wrapped(check.detail, width, " " * 9, " " * 9)
     if check.remediation and check.status in (Status.FAIL, Status.WARN, Status.UNKNOWN):
         remedy = for_command_line(check.remediation, address)
