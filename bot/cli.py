@@ -294,6 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``smtpmatch`` console script."""
     args = parse_arguments(argv)
     configure_logging(verbose=getattr(args, "verbose", False))
+    log.debug("smtpmatch %s, command %s, Python %s", __version__, args.command, sys.version)
     runners = {"check": _run_check, "serve": _run_serve, "try": _run_try, "audit": _run_audit}
     try:
         return runners[args.command](args)

@@ -31,7 +31,7 @@ LIBRARY_LOGGERS = (
 )
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _CREDENTIALS = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/@:]*:[^\s/@]*@")
-_QUERY = re.compile(r"(?P<url>\bhttps?://[^\s?#\"'<>]+)\?[^\s\"'<>]*", re.IGNORECASE)
+_QUERY = re.compile(r"(?P<url>\bhttps?://[^\s?#\"'<>]+)\?[^\s\"<>]*", re.IGNORECASE)
 #: What Bolt logs that must never reach a log: request bodies (with response_url and user
 #: data), and the warning that the SLACK_BOT_TOKEN it found in the environment is unused (the
 #: bot hands Bolt its own client on purpose).

@@ -97,6 +97,10 @@ def _cell(value: str | None, width: int, lines: int = 3) -> list[str]:
     return pieces
 
 
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + MORE
+
+
 def _side_by_side(report: Report, width: int, paint: _Painter) -> list[str]:
     cloud, onprem = report.cloud, report.onprem
     label_width = 15
@@ -138,19 +142,21 @@ def _side_by_side(report: Report, width: int, paint: _Painter) -> list[str]:
                 onprem_proxies[i] if i < len(onprem_proxies) else (NOT_SET if i == 0 else ""),
             )
         )
-    left_title = "Entra ID" if cloud else "Entra ID: no single user found"
-    right_title = "Active Directory" if onprem else "Active Directory: no single user found"
+    left_title = f"{_fit('Entra ID', column):{column}}"
+    right_title = _fit("Active Directory", column)
     lines = [
-        f"{'':{label_width}} {paint(f'{left_title:{column}}', _BOLD)} {paint(right_title, _BOLD)}",
+        f"{'':{label_width}} {paint(left_title, _BOLD)} {paint(right_title, _BOLD)}",
         f"{'':{label_width}} {'-' * column} {'-' * column}",
     ]
-    for label, left, right in rows:
-        left_cells = _cell(left, column) if cloud else [""]
-        right_cells = _cell(right, column) if onprem else [""]
+    missing = "(no single user found)"
+    for index, (label, left, right) in enumerate(rows):
         if left == "" and right == "":
             continue
-        left_cells = [""] if left == "" else left_cells
-        right_cells = [""] if right == "" else right_cells
+        left_cells = _cell(left, column) if cloud and left != "" else [""]
+        right_cells = _cell(right, column) if onprem and right != "" else [""]
+        if index == 0:
+            left_cells = left_cells if cloud else _cell(missing, column)
+            right_cells = right_cells if onprem else _cell(missing, column)
         for i in range(max(len(left_cells), len(right_cells))):
             left_text = left_cells[i] if i < len(left_cells) else ""
             right_text = right_cells[i] if i < len(right_cells) else ""

@@ -407,10 +407,11 @@ def _tls_reason(exc: BaseException) -> str:
 def _communication_error(conn: ldap3.Connection, exc: BaseException) -> DirectoryUnavailable:
     text = str(exc)
     server = _server_of(conn)
-    if "ssl" in text.lower() or "certificate" in text.lower():
-        return DirectoryUnavailable(DIRECTORY, server, f"TLS failed: {_tls_reason(exc)}")
+    # A handshake that timed out is a silent server, not a TLS problem: say so first.
     if "timed out" in text.lower():
         return DirectoryUnavailable(DIRECTORY, server, "the server did not answer in time")
+    if "ssl" in text.lower() or "certificate" in text.lower():
+        return DirectoryUnavailable(DIRECTORY, server, f"TLS failed: {_tls_reason(exc)}")
     return DirectoryUnavailable(DIRECTORY, server, f"connection failed: {text[:200]}")
 
 

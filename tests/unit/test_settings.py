@@ -65,7 +65,9 @@ def test_service_urls_must_use_https_except_on_loopback(monkeypatch, name: str) 
 
 
 def test_a_rejected_url_does_not_echo_its_credentials_or_query(monkeypatch) -> None:
-    monkeypatch.setenv("SMTPMATCH_SYNC_WEBHOOK_URL", "http://ops:pa55@hooks.contoso.com/x?token=t0k")
+    monkeypatch.setenv(
+        "SMTPMATCH_SYNC_WEBHOOK_URL", "http://ops:pa55@hooks.contoso.com/x?token=t0k"
+    )
     with pytest.raises(ConfigurationError) as caught:
         load_settings()
     assert "pa55" not in str(caught.value) and "t0k" not in str(caught.value)
@@ -74,7 +76,7 @@ def test_a_rejected_url_does_not_echo_its_credentials_or_query(monkeypatch) -> N
 def test_the_webhook_trigger_requires_its_secret(monkeypatch) -> None:
     monkeypatch.setenv("SMTPMATCH_SYNC_TRIGGER", "webhook")
     monkeypatch.setenv("SMTPMATCH_SYNC_WEBHOOK_URL", "https://hooks.contoso.com/sync")
-    with pytest.raises(ConfigurationError, match="^SMTPMATCH_SYNC_WEBHOOK_SECRET: required"):
+    with pytest.raises(ConfigurationError, match=r"^SMTPMATCH_SYNC_WEBHOOK_SECRET: required"):
         load_settings()
     monkeypatch.setenv("SMTPMATCH_SYNC_WEBHOOK_SECRET", "s3cret")
     assert load_settings().smtpmatch_sync_webhook_secret is not None
@@ -87,7 +89,7 @@ def test_the_database_url_is_a_secret(monkeypatch) -> None:
     assert "Db-Pa55word" not in repr(settings) and "Db-Pa55word" not in str(settings)
     assert settings.database_url == url
     monkeypatch.setenv("SMTPMATCH_DATABASE_URL", "Db-Pa55word")
-    with pytest.raises(ConfigurationError, match="^SMTPMATCH_DATABASE_URL:") as caught:
+    with pytest.raises(ConfigurationError, match=r"^SMTPMATCH_DATABASE_URL:") as caught:
         load_settings()
     assert "Db-Pa55word" not in str(caught.value)
 
@@ -116,5 +118,5 @@ def test_unset_requesters_and_team_mean_anyone(monkeypatch) -> None:
 def test_the_http_body_limit_is_a_few_hundred_kb_by_default(monkeypatch) -> None:
     assert load_settings().smtpmatch_http_max_body_bytes == 256 * 1024
     monkeypatch.setenv("SMTPMATCH_HTTP_MAX_BODY_BYTES", "12")
-    with pytest.raises(ConfigurationError, match="^SMTPMATCH_HTTP_MAX_BODY_BYTES:"):
+    with pytest.raises(ConfigurationError, match=r"^SMTPMATCH_HTTP_MAX_BODY_BYTES:"):
         load_settings()
