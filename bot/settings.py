@@ -34,6 +34,7 @@ PREFIXES = ("SLACK_", "SMTPMATCH_", "LDAP_", "AZURE_", "GRAPH_")
 _NOT_SETTINGS = frozenset({"SMTPMATCH_TEST_POSTGRES_URL"})
 _ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=(.*)$")
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
+_WARNED: set[str] = set()
 
 
 class SyncTrigger(StrEnum):
@@ -333,7 +334,9 @@ def load_settings(**overrides: Any) -> Settings:
     if env_file.is_file():
         names += list(read_env_file(env_file))
     for line in misspelt_names(names):
-        log.warning("%s", line)
+        if line not in _WARNED:  # the bot reads its settings more than once at start-up
+            _WARNED.add(line)
+            log.warning("%s", line)
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
