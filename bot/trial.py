@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import tempfile
 import threading
@@ -181,7 +182,11 @@ def as_text(blocks: list[Json] | None, fallback: str = "") -> str:
     return "\n".join(line for line in lines if line) or _plain(fallback)
 
 
+_DATE = re.compile(r"<!date\^\d+\^[^|>]*\|([^>]*)>")
+
+
 def _plain(text: str) -> str:
+    text = _DATE.sub(lambda m: m.group(1), text)  # Slack shows the date in the reader's zone
     for user, name in _NAMES.items():
         text = text.replace(f"<@{user}>", f"@{name}")
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
@@ -205,9 +210,23 @@ class _Slack:
     def __init__(self, bot: Any, local: LocalSlack, secret: str, out: TextIO) -> None:
         self.bot, self.local, self.secret, self.out = bot, local, secret, out
         self._responses = 0
+        self._seen: set[str] = set()
 
     def show(self, title: str, text: str) -> None:
-        self.out.write(f"\n=== {title} ===\n{text.rstrip()}\n")
+        """Print a step; runs of lines printed before (the report again) are elided."""
+        lines = text.rstrip().splitlines()
+        shown: list[str] = []
+        run: list[str] = []
+        for line in [*lines, None]:
+            if line is not None and line in self._seen:
+                run.append(line)
+                continue
+            shown += [f"(… {len(run)} lines as above …)"] if len(run) > 2 else run
+            run = []
+            if line is not None:
+                shown.append(line)
+        self._seen.update(lines)
+        self.out.write(f"\n=== {title} ===\n" + "\n".join(shown) + "\n")
         self.out.flush()
 
     def send(self, body: str, content_type: str) -> Json | None:
