@@ -115,6 +115,7 @@ def oversized_with_length(port: int) -> int:
             block = MARKER * (65536 // len(MARKER))
             for _ in range(BIG // len(block)):
                 sock.sendall(block)
+            sock.sendall(b"x" * (BIG % len(block)))  # exactly the announced length
         except OSError:  # the server answered and closed: it did not want the rest
             pass
         return status_of(sock)
