@@ -117,8 +117,8 @@ def open_store(settings: Settings, *, read_only: bool = False) -> Store:
         ConfigurationError: the URL is unusable, or (read-only) there is no database there.
     """
     if read_only:
-        _require_existing_sqlite(settings.smtpmatch_database_url)
-    store = Store(settings.smtpmatch_database_url)
+        _require_existing_sqlite(settings.database_url)
+    store = Store(settings.database_url)
     try:
         if read_only:
             if store.schema_revision() is None:

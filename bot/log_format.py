@@ -96,8 +96,9 @@ class JsonFormatter(logging.Formatter):
 TEXT_FORMAT: Final = "%(levelname)s %(name)s: %(message)s"
 
 
-def configure_logging(fmt: str, *, level: int = logging.INFO) -> None:
-    """Set the root logger's level and the format of all its handlers.
+def format_root_handlers(fmt: str, *, level: int = logging.INFO) -> None:
+    """Set the root logger's level and the format of all its handlers (called by
+    :func:`bot.logging_setup.configure_logging`, which also quiets the libraries).
 
     Args:
         fmt: ``"json"`` for JSON lines, anything else for plain text.
@@ -120,8 +121,8 @@ __all__ = [
     "JsonFormatter",
     "ReferenceFilter",
     "bound_reference",
-    "configure_logging",
     "current_reference",
+    "format_root_handlers",
     "new_reference",
     "reference_middleware",
 ]

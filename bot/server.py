@@ -16,7 +16,8 @@ from starlette.routing import Route
 from bot.bootstrap import Bot, build_bot, build_web_client
 from bot.errors import ConfigurationError
 from bot.health import liveness_endpoint, start_readiness
-from bot.log_format import configure_logging
+from bot.http_guard import RequestGuard, guard, serve_http
+from bot.logging_setup import configure_logging
 from bot.metrics import metrics_endpoint
 from bot.settings import load_settings
 
@@ -25,7 +26,7 @@ log = logging.getLogger("smtpmatch")
 __all__ = ["Bot", "build_bot", "build_http_app", "build_web_client", "serve"]
 
 
-def build_http_app(bot: Bot) -> Starlette:
+def build_http_app(bot: Bot) -> RequestGuard:
     """``POST /slack/events`` (commands, interactivity, events) and ``GET /healthz``.
 
     Bolt's dispatch is synchronous and waits for the listener's ``ack()``; it runs in a worker
@@ -47,16 +48,16 @@ def build_http_app(bot: Bot) -> Starlette:
             headers={k: v[0] for k, v in bolt_response.headers.items()},
         )
 
-    # Operations hook: readiness (schema current, directories answered once) and metrics.
+    # Readiness (schema current, directories answered once), liveness and metrics.
     readiness = start_readiness(bot.services.store, bot.services.dirs, bot.stop_event)
-    return Starlette(
-        routes=[
-            Route("/slack/events", events, methods=["POST"]),
-            Route("/healthz", readiness.endpoint, methods=["GET"]),
-            Route("/healthz/live", liveness_endpoint, methods=["GET"]),
-            Route("/metrics", metrics_endpoint, methods=["GET"]),
-        ]
-    )
+    routes = [
+        Route("/slack/events", events, methods=["POST"]),
+        Route("/healthz", readiness.endpoint, methods=["GET"]),
+        Route("/healthz/live", liveness_endpoint, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+    # Oversized or malformed requests are refused before Bolt (or the body) is reached.
+    return guard(Starlette(routes=routes), bot.settings.smtpmatch_http_max_body_bytes)
 
 
 def serve(*, http: bool, port: int | None, demo: bool) -> int:
@@ -65,8 +66,9 @@ def serve(*, http: bool, port: int | None, demo: bool) -> int:
     The port is ``--port`` when given, else ``SMTPMATCH_PORT`` (which the container's
     healthcheck reads too).
     """
+    configure_logging(service=True)
     settings = load_settings()
-    configure_logging(settings.smtpmatch_log_format)  # operations hook: SMTPMATCH_LOG_FORMAT
+    configure_logging(fmt=settings.smtpmatch_log_format)  # SMTPMATCH_LOG_FORMAT: text or json
     port = port if port is not None else settings.smtpmatch_port
     bot = build_bot(settings, demo=demo)
     bot.start_background()
@@ -85,16 +87,7 @@ def serve(*, http: bool, port: int | None, demo: bool) -> int:
                     f"SLACK_APP_TOKEN: Slack refused the app token ({error or 'no reason given'})"
                 ) from None
         else:
-            import uvicorn
-
-            log.info("smtpmatch serving HTTP on port %d%s", port, " (demo)" if demo else "")
-            uvicorn.run(
-                build_http_app(bot),
-                host="0.0.0.0",  # noqa: S104
-                port=port,
-                log_level="warning",
-                log_config=None,  # uvicorn's lines go through our handlers (and JSON format)
-            )
+            serve_http(build_http_app(bot), port, demo=demo)
     finally:
         bot.stop()
     return 0

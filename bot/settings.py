@@ -1,23 +1,40 @@
 """Settings from the environment or a ``.env`` file, following the Slack and Azure conventions.
 
-A missing or malformed value stops start-up with one clear line that names the variable.
-Secrets are ``SecretStr`` and are never echoed, not even in validation errors.
+An empty value (``NAME=`` as in ``.env.example``) means unset. Every missing or malformed value
+is reported at once, one line per variable naming it. Secrets are ``SecretStr`` and are never
+echoed, not even in validation errors; the database URL is one (it may carry a password).
 """
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
+import logging
+import os
 import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigurationError
 
+log = logging.getLogger("smtpmatch")
+
 _SLACK_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 _APPROVER_ID = re.compile(r"^[USW][A-Z0-9]{2,}$")
+_TEAM_ID = re.compile(r"^T[A-Z0-9]{2,}$")
+#: Prefixes of the variables smtpmatch reads: a name with one of them that is not a setting is
+#: probably misspelt.
+PREFIXES = ("SLACK_", "SMTPMATCH_", "LDAP_", "AZURE_", "GRAPH_")
+#: Variables with those prefixes that are not settings but are read elsewhere on purpose.
+_NOT_SETTINGS = frozenset({"SMTPMATCH_TEST_POSTGRES_URL"})
+_ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=(.*)$")
+DEFAULT_MAX_BODY_BYTES = 256 * 1024
+_WARNED: set[str] = set()
 
 
 class SyncTrigger(StrEnum):
@@ -38,7 +55,11 @@ class Settings(BaseSettings):
     """Every setting smtpmatch reads. Field names are the variable names, lower-cased."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        env_ignore_empty=True,
     )
 
     # Slack
@@ -49,6 +70,15 @@ class Settings(BaseSettings):
     smtpmatch_approval_channel: str | None = None
     smtpmatch_notify_channel: str | None = None
     smtpmatch_approvers: Annotated[tuple[str, ...], NoDecode] = ()
+    #: Who may run checks and request a match (user ids U…/W… and user-group ids S…); empty
+    #: means anyone in the workspace.
+    smtpmatch_requesters: Annotated[tuple[str, ...], NoDecode] = ()
+    #: The one workspace (T…) whose requests are served; unset means any.
+    slack_team_id: str | None = None
+    #: HTTP mode refuses request bodies larger than this before reading them.
+    smtpmatch_http_max_body_bytes: int = Field(
+        default=DEFAULT_MAX_BODY_BYTES, ge=1024, le=10 * 1024 * 1024
+    )
     smtpmatch_request_ttl_hours: float = Field(default=24.0, gt=0)
 
     # Active Directory
@@ -75,7 +105,7 @@ class Settings(BaseSettings):
     smtpmatch_block_hard_match: bool | None = None
 
     # Storage
-    smtpmatch_database_url: str = "sqlite:///smtpmatch.db"
+    smtpmatch_database_url: SecretStr = SecretStr("sqlite:///smtpmatch.db")
 
     # Sync
     smtpmatch_sync_trigger: SyncTrigger = SyncTrigger.NONE
@@ -91,7 +121,7 @@ class Settings(BaseSettings):
     smtpmatch_port: int = Field(default=3000, ge=1, le=65535)
     smtpmatch_log_format: str = Field(default="text", pattern="^(text|json)$")
 
-    @field_validator("smtpmatch_approvers", "ldap_url", mode="before")
+    @field_validator("smtpmatch_approvers", "smtpmatch_requesters", "ldap_url", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         return _split(value, ",")
@@ -101,7 +131,7 @@ class Settings(BaseSettings):
     def _split_semicolons(cls, value: Any) -> Any:
         return _split(value, ";")
 
-    @field_validator("smtpmatch_approvers")
+    @field_validator("smtpmatch_approvers", "smtpmatch_requesters")
     @classmethod
     def _check_approvers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for item in value:
@@ -114,6 +144,13 @@ class Settings(BaseSettings):
     def _check_channel(cls, value: str | None) -> str | None:
         if value is not None and not _SLACK_ID.match(value):
             raise ValueError(f"{value!r} is not a Slack channel id (C…, G… or D…)")
+        return value
+
+    @field_validator("slack_team_id")
+    @classmethod
+    def _check_team(cls, value: str | None) -> str | None:
+        if value is not None and not _TEAM_ID.match(value):
+            raise ValueError(f"{value!r} is not a Slack team (workspace) id (T…)")
         return value
 
     @field_validator("ldap_url")
@@ -129,8 +166,23 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _check_http_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError(f"{value!r} is not an http(s) URL")
+        if value is None:
+            return value
+        if not re.match(r"^https?://[^\s/]+", value, re.IGNORECASE):
+            raise ValueError(f"{_without_credentials(value)!r} is not an https:// URL")
+        parts = urlsplit(value)
+        if parts.scheme.lower() != "https" and not _is_loopback(parts.hostname or ""):
+            raise ValueError(
+                f"{_without_credentials(value)!r} must use https:// (http:// is accepted only "
+                "for a loopback host such as 127.0.0.1 or localhost)"
+            )
+        return value
+
+    @field_validator("smtpmatch_database_url")
+    @classmethod
+    def _check_database_url(cls, value: SecretStr) -> SecretStr:
+        if "://" not in value.get_secret_value():
+            raise ValueError("not a database URL (sqlite:///PATH or postgresql://…)")
         return value
 
     # -- groups of settings a feature needs -------------------------------------------------
@@ -144,6 +196,26 @@ class Settings(BaseSettings):
     def graph_configured(self) -> bool:
         """Whether any Entra ID setting was given."""
         return bool(self.azure_tenant_id or self.azure_client_id)
+
+    @property
+    def database_url(self) -> str:
+        """``SMTPMATCH_DATABASE_URL`` in clear, for the store only (never log it)."""
+        return self.smtpmatch_database_url.get_secret_value()
+
+    def problems(self) -> list[str]:
+        """What is wrong between settings (each field on its own was valid), one line each."""
+        found: list[str] = []
+        if self.smtpmatch_sync_trigger is SyncTrigger.WEBHOOK:
+            if not self.smtpmatch_sync_webhook_url:
+                found.append(
+                    "SMTPMATCH_SYNC_WEBHOOK_URL: required when SMTPMATCH_SYNC_TRIGGER=webhook"
+                )
+            if self.smtpmatch_sync_webhook_secret is None:
+                found.append(
+                    "SMTPMATCH_SYNC_WEBHOOK_SECRET: required when SMTPMATCH_SYNC_TRIGGER=webhook "
+                    "(the trigger signs its request with it)"
+                )
+        return found
 
     def require(self, *names: str) -> None:
         """Raise ConfigurationError naming every variable in ``names`` that is not set."""
@@ -186,17 +258,115 @@ class Settings(BaseSettings):
     smtpmatch_checks_per_minute: int = Field(default=10, ge=0)
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Read the settings, turning a validation error into one line naming the variable.
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _without_credentials(url: str) -> str:
+    """``url`` without a user:password part or a query string (which may carry a token)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=host, query="", fragment="").geturl()
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The ``NAME=value`` assignments of a ``.env`` file, checked line by line.
+
+    Only the names matter here (pydantic-settings reads the values); this pass exists to name
+    the file and line of anything the dotenv parser would silently skip or fail on.
 
     Raises:
-        ConfigurationError: with a message such as ``SMTPMATCH_SYNC_POLL_SECONDS: ...``. The
-            offending value is not repeated for secret fields.
+        ConfigurationError: the file is not UTF-8 text or a line is not an assignment.
     """
     try:
-        return Settings(**overrides)
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad_line = data[: exc.start].count(b"\n") + 1
+        raise ConfigurationError(
+            f"{path}, line {bad_line}: not UTF-8 text (save the file as UTF-8)"
+        ) from None
+    found: dict[str, str] = {}
+    open_quote: str | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if open_quote is not None:  # inside a quoted value that spans lines
+            if line.rstrip().endswith(open_quote):
+                open_quote = None
+            continue
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        match = _ASSIGNMENT.match(line)
+        if match is None:
+            raise ConfigurationError(
+                f"{path}, line {number}: expected NAME=value, found {_shown(stripped)}"
+            )
+        value = match.group(2).strip()
+        # A quote opened and not closed on this line (a comment may follow a closed one).
+        if value[:1] in ("'", '"') and value.count(value[0]) == 1:
+            open_quote = value[0]
+        found[match.group(1)] = value
+    if open_quote is not None:
+        raise ConfigurationError(f"{path}: a quoted value ({open_quote}) is never closed")
+    return found
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def misspelt_names(names: list[str]) -> list[str]:
+    """A "did you mean" line for each name with the project's prefixes that is not a setting."""
+    known = [name.upper() for name in Settings.model_fields]
+    lines = []
+    for name in sorted({n.upper() for n in names}):
+        if not name.startswith(PREFIXES) or name in known or name in _NOT_SETTINGS:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        if close:
+            lines.append(f"{name} is not a setting smtpmatch reads; did you mean {close[0]}?")
+    return lines
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, reporting every problem at once, one line per variable.
+
+    A ``.env`` in the working directory is checked first (UTF-8, one assignment per line); a
+    variable with the project's prefixes that is not a setting is logged with the setting it
+    probably means.
+
+    Raises:
+        ConfigurationError: one line per problem, e.g. ``SMTPMATCH_SYNC_POLL_SECONDS: ...``. The
+            offending value is not repeated for secret fields.
+    """
+    env_file = Path(".env")
+    names = list(os.environ)
+    if env_file.is_file():
+        names += list(read_env_file(env_file))
+    for line in misspelt_names(names):
+        if line not in _WARNED:  # the bot reads its settings more than once at start-up
+            _WARNED.add(line)
+            log.warning("%s", line)
+    try:
+        settings = Settings(**overrides)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
-        message = str(first["msg"]).removeprefix("Value error, ")
-        raise ConfigurationError(f"{name}: {message}") from None
+        lines = []
+        for error in exc.errors():
+            name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            line = f"{name}: {message}"
+            if line not in lines:
+                lines.append(line)
+        raise ConfigurationError("\n".join(lines)) from None
+    problems = settings.problems()
+    if problems:
+        raise ConfigurationError("\n".join(problems))
+    return settings

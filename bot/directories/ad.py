@@ -21,6 +21,7 @@ import ipaddress
 import logging
 import math
 import re
+import socket
 import ssl
 import threading
 import uuid
@@ -310,7 +311,7 @@ class _ConnectionPool:
         except ldap_exc.LDAPServerPoolExhaustedError:
             self._forget(conn)
             raise DirectoryUnavailable(
-                DIRECTORY, self.endpoints, f"no server answered within {self._timeout:g} s"
+                DIRECTORY, self.endpoints, _unreachable_message(self.urls, self._timeout)
             ) from None
         except ldap_exc.LDAPStartTLSError as exc:
             self._forget(conn)
@@ -388,6 +389,30 @@ class _ConnectionPool:
             self._forget(conn)
 
 
+def _unreachable_message(urls: Sequence[str], timeout: float) -> str:
+    """Why no server of ``urls`` could be reached, told apart per server.
+
+    ldap3 only says its pool is exhausted; one quick TCP probe per URL tells a refused
+    connection (nothing listens there), a name that does not resolve and a silent host apart.
+    """
+    reasons = []
+    for url in urls:
+        host, port = _host_port(url)
+        try:
+            with socket.create_connection((host, port), timeout=min(timeout, 5.0)):
+                reason = "accepted a connection but did not answer LDAP"
+        except ConnectionRefusedError:
+            reason = "refused the connection (nothing listens on that port)"
+        except socket.gaierror:
+            reason = "the host name does not resolve"
+        except TimeoutError:
+            reason = f"did not answer within {timeout:g} s"
+        except OSError as exc:
+            reason = f"could not be reached ({exc.strerror or type(exc).__name__})"
+        reasons.append(reason if len(urls) == 1 else f"{_endpoint(url)} {reason}")
+    return "; ".join(reasons)
+
+
 def _server_of(conn: ldap3.Connection) -> str:
     server = conn.server
     return f"{server.host}:{server.port}"
@@ -405,10 +430,11 @@ def _tls_reason(exc: BaseException) -> str:
 def _communication_error(conn: ldap3.Connection, exc: BaseException) -> DirectoryUnavailable:
     text = str(exc)
     server = _server_of(conn)
-    if "ssl" in text.lower() or "certificate" in text.lower():
-        return DirectoryUnavailable(DIRECTORY, server, f"TLS failed: {_tls_reason(exc)}")
+    # A handshake that timed out is a silent server, not a TLS problem: say so first.
     if "timed out" in text.lower():
         return DirectoryUnavailable(DIRECTORY, server, "the server did not answer in time")
+    if "ssl" in text.lower() or "certificate" in text.lower():
+        return DirectoryUnavailable(DIRECTORY, server, f"TLS failed: {_tls_reason(exc)}")
     return DirectoryUnavailable(DIRECTORY, server, f"connection failed: {text[:200]}")
 
 

@@ -14,16 +14,45 @@ _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+_SLACK_MAILTO = re.compile(r"^<mailto:([^|>]*)(?:\|([^>]*))?>$", re.IGNORECASE)
+
+
+def _unwrap_slack(value: str) -> str:
+    """``jane@contoso.com`` from Slack's ``<mailto:jane@contoso.com|jane@contoso.com>`` form."""
+    match = _SLACK_MAILTO.match(value)
+    return match.group(1).strip() if match else value
+
+
+def _ascii_domain(domain: str, shown: str) -> str:
+    """``domain`` in ASCII: an internationalized name becomes its ``xn--`` form.
+
+    Raises:
+        InvalidInput: the name cannot be encoded (say to use the ``xn--`` form).
+    """
+    if domain.isascii():
+        return domain
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise InvalidInput(
+            f"'{shown}' is not a mailbox address: the domain '{domain}' is not a valid "
+            "internationalized name (type its xn-- form)"
+        ) from None
+
+
 def parse_address(text: str) -> str:
-    """Validate a mailbox address as typed and return it stripped of surrounding blanks.
+    """Validate a mailbox address as typed and return it normalised.
 
     Only the dot-atom form is accepted (no quoted local parts, no comments, no IP literals):
-    that is what Exchange and Entra ID accept as an SMTP address.
+    that is what Exchange and Entra ID accept as an SMTP address. Slack's
+    ``<mailto:ADDRESS|ADDRESS>`` form is unwrapped, and an internationalized domain
+    (``jane@müller.de``) is returned in its ASCII ``xn--`` form, as the directories store it.
+    Messages quote the address as typed, without escaping.
 
     Raises:
         InvalidInput: with a message that says what is wrong.
     """
-    value = text.strip()
+    value = _unwrap_slack(text.strip())
     if not value:
         raise InvalidInput("no address given: type a mailbox address such as jane@contoso.com")
     if _CONTROL.search(value):
@@ -34,16 +63,26 @@ def parse_address(text: str) -> str:
             f"the address is {len(value)} characters long; at most {MAX_ADDRESS_LENGTH} are allowed"
         )
     if value.count("@") != 1:
-        raise InvalidInput(f"{shown!r} is not a mailbox address: it must contain exactly one '@'")
+        raise InvalidInput(f"'{shown}' is not a mailbox address: it must contain exactly one '@'")
     local, domain = value.split("@")
+    if local and not local.isascii():
+        raise InvalidInput(
+            f"'{shown}' is not a mailbox address: the part before '@' must be ASCII "
+            "(letters, digits and ! # $ % & ' * + - / = ? ^ _ ` { | } ~ .)"
+        )
     if not local or len(local) > 64 or not _LOCAL.match(local):
-        raise InvalidInput(f"{shown!r} is not a mailbox address: the part before '@' is not valid")
+        raise InvalidInput(f"'{shown}' is not a mailbox address: the part before '@' is not valid")
+    domain = _ascii_domain(domain, shown)
     labels = domain.split(".")
     if len(labels) < 2 or not all(_LABEL.match(label) for label in labels) or labels[-1].isdigit():
         raise InvalidInput(
-            f"{shown!r} is not a mailbox address: {domain!r} is not a valid domain name"
+            f"'{shown}' is not a mailbox address: '{domain}' is not a valid domain name"
         )
-    return value
+    if len(f"{local}@{domain}") > MAX_ADDRESS_LENGTH:
+        raise InvalidInput(
+            f"'{shown}' is longer than {MAX_ADDRESS_LENGTH} characters in its xn-- form"
+        )
+    return f"{local}@{domain}"
 
 
 def same_address(a: str | None, b: str | None) -> bool:

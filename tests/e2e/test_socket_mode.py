@@ -105,7 +105,7 @@ def socket_settings(slack: FakeSlackApi, database: Path, app_token: str = APP_TO
 @contextmanager
 def built_bot(settings: Settings) -> Iterator[Bot]:
     """The bot as ``serve()`` builds it, on a migrated SQLite store; stopped afterwards."""
-    store = Store(settings.smtpmatch_database_url)
+    store = Store(settings.database_url)
     store.migrate()
     bot = build_bot(settings, demo=True, store=store)
     bot.start_background()

@@ -15,8 +15,8 @@ from bot.log_format import (
     JsonFormatter,
     ReferenceFilter,
     bound_reference,
-    configure_logging,
     current_reference,
+    format_root_handlers,
     reference_middleware,
 )
 from bot.metrics import instrument_executor
@@ -103,14 +103,14 @@ def test_the_bolt_middleware_binds_a_new_reference_per_request() -> None:
 
 
 @pytest.mark.parametrize("fmt", ["json", "text"])
-def test_configure_logging_sets_every_root_handler_to_the_chosen_format(fmt: str) -> None:
+def test_format_root_handlers_sets_every_root_handler_to_the_chosen_format(fmt: str) -> None:
     root = logging.getLogger()
     buffer = io.StringIO()
     handler = logging.StreamHandler(buffer)
     saved = (root.handlers[:], root.level)
     root.handlers[:] = [handler]
     try:
-        configure_logging(fmt)
+        format_root_handlers(fmt)
         with bound_reference("FEEDBEEF"):
             logging.getLogger("smtpmatch.x").info("serving")
     finally:
