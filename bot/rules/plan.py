@@ -226,6 +226,8 @@ def plan_account(
             "After the match the cloud sign-in name follows AD's UPN, so add the suffix to the "
             "forest first if the user must keep signing in as before."
         )
+        if resulting.casefold() == upn.casefold():
+            return AccountPlan(None, problem=f"another AD object already has the UPN {upn}")
         upn = resulting
     given, sn = (cloud.given_name or "").strip(), (cloud.surname or "").strip()
     after: list[tuple[str, tuple[str, ...]]] = [
