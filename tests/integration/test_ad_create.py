@@ -9,9 +9,17 @@ from typing import Any
 
 import ldap3
 import pytest
+from pydantic import SecretStr
 
+from bot.bootstrap import build_directories
 from bot.directories.ad import ActiveDirectory
-from bot.errors import ConcurrentModification, InsecureTransport, NameTaken, NotFound
+from bot.errors import (
+    ConcurrentModification,
+    ConfigurationError,
+    InsecureTransport,
+    NameTaken,
+    NotFound,
+)
 from bot.models import CloudUser
 from bot.ports import ChangePlan
 from bot.rules.plan import cn_candidates, plan_account, sam_candidates
@@ -245,3 +253,37 @@ def test_delete_removes_exactly_the_object_with_that_guid(
 
     assert ad.dc.find(f"(sAMAccountName={plan.value('sAMAccountName')})") == []
     assert ad.dc.find(f"(sAMAccountName={ad.sam('stays')})") != []
+
+
+def _with_creation_ou(ad_settings: Settings, ou: str) -> Settings:
+    return ad_settings.model_copy(
+        update={
+            "smtpmatch_create_ou": ou,
+            "azure_tenant_id": "00000000-0000-0000-0000-000000000001",
+            "azure_client_id": "00000000-0000-0000-0000-000000000002",
+            "azure_client_secret": SecretStr("not-used-here"),
+        }
+    )
+
+
+def test_start_up_refuses_a_creation_ou_that_does_not_exist(
+    ad: AdSandbox, ad_settings: Settings
+) -> None:
+    missing = f"OU=Nowhere,{ad.ou}"
+
+    with pytest.raises(ConfigurationError) as caught:
+        build_directories(_with_creation_ou(ad_settings, missing))
+
+    message = str(caught.value)
+    assert message.startswith("SMTPMATCH_CREATE_OU:") and missing in message
+    assert "\n" not in message
+
+
+def test_start_up_accepts_an_existing_creation_ou_and_offers_the_creation(
+    ad: AdSandbox, ad_settings: Settings
+) -> None:
+    dirs = build_directories(_with_creation_ou(ad_settings, ad.ou))
+    try:
+        assert dirs.policy.create_ou == ad.ou
+    finally:
+        dirs.onprem.close()  # type: ignore[attr-defined]
