@@ -817,7 +817,10 @@ def _bound_now(svc: RequestServices, request: MatchRequest) -> bool:
 
 def _refuse_bound_revert(svc: RequestServices, request: MatchRequest, actor: str) -> Result:
     why = (
-        "Entra ID has already bound the cloud user to the AD user, so restoring the old AD "
+        "Entra ID has already bound the cloud user to the AD account the bot created, so "
+        "deleting it would delete the cloud user with it; nothing was changed."
+        if request.plan.creates
+        else "Entra ID has already bound the cloud user to the AD user, so restoring the old AD "
         "values would not undo the match; nothing was changed."
     )
     svc.store.append_audit(
