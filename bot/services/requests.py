@@ -26,6 +26,8 @@ from bot.errors import (
     PermissionMissing,
     SchemaViolation,
 )
+from bot.log_format import current_reference
+from bot.metrics import record_check
 from bot.ports import ApprovalBoard, ChangePlan, RequestStore, TeamDirectory
 from bot.rules.checks import Report, Verdict
 from bot.rules.codec import plan_to_dict
@@ -118,8 +120,8 @@ class Result:
 
 
 def new_reference() -> str:
-    """A short id that ties a user-facing error to its log line."""
-    return uuid.uuid4().hex[:8].upper()
+    """A short id that ties a user-facing error to its log lines (the request's own, if any)."""
+    return current_reference() or uuid.uuid4().hex[:8].upper()
 
 
 #: How long the "Request approval" button of a report stays usable.
@@ -136,6 +138,7 @@ def check_for(
         approval" button carries.
     """
     report = check_match(svc.dirs, address, onprem_id)
+    record_check(report.verdict)
     event = svc.store.append_audit(
         E.CHECKED,
         actor=actor,
@@ -907,7 +910,7 @@ def submit_request(
         requester_channel=requester_id,
         create=dn is None,
     )
-    if result.request is None:
+    if result.outcome is not Outcome.REQUESTED or result.request is None:
         return result
     posted = svc.board.post(result.request)
     if posted is None:
