@@ -11,11 +11,18 @@ import base64
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 import threading
+import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from bot.audit_export import export_audit
@@ -24,19 +31,28 @@ from bot.directories.entra import EntraDirectory
 from bot.rules.engine import Policy
 from bot.rules.requests import RequestState
 from bot.services.check import Directories
-from bot.slack_views.ids import ActionId
+from bot.slack_views.ids import REASON_ACTION, REASON_BLOCK, ActionId, CallbackId
 from tests.e2e.conftest import (
     APPROVAL_CHANNEL,
     APPROVER,
     GROUP_MEMBER,
+    NOTIFY_CHANNEL,
     REQUESTER,
     BotWorld,
     Driver,
     report_text,
 )
+from tests.e2e.test_serve_http import ROOT, free_port
 from tests.e2e.test_sync_flow import SyncWorld, _sync_world, has_action, wait_until
 from tests.support.samba import SambaDC
-from tests.support.slack_fake import find_action
+from tests.support.slack_fake import (
+    BOT_TOKEN,
+    RESPONSE_URL,
+    SIGNING_SECRET,
+    FakeSlackApi,
+    SlackDriver,
+    find_action,
+)
 
 #: The password the bot's seam hands out: strong (AD complexity) and unique to this run.
 PASSWORD = f"Zx9!{uuid.uuid4().hex[:12]}-Qp"
@@ -305,3 +321,84 @@ def test_revert_before_the_match_deletes_exactly_the_created_account_and_after_i
         assert sync.request(slack, request_id).state is RequestState.MATCHED
         events = sync.store(slack).list_audit(request_id=request_id)
         assert any(e.event == "revert_refused" for e in events)
+
+
+# -- `smtpmatch serve --demo`: the demo carries a creation through to "matched" -----------------
+
+
+@pytest.fixture
+def demo_bot(slack_api: FakeSlackApi, tmp_path: Path) -> Iterator[str]:
+    """`python app.py --http --demo` in its own process, with approvers and a team channel."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SMTPMATCH_"))}
+    env.update(
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=slack_api.url,
+        SMTPMATCH_APPROVAL_CHANNEL=APPROVAL_CHANNEL,
+        SMTPMATCH_NOTIFY_CHANNEL=NOTIFY_CHANNEL,
+        SMTPMATCH_APPROVERS=APPROVER,
+        SMTPMATCH_SYNC_POLL_SECONDS="0.2",
+        SMTPMATCH_DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
+    )
+    with (tmp_path / "bot.log").open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py"), "--http", "--port", str(port), "--demo"],
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert proc.poll() is None, (tmp_path / "bot.log").read_text()
+                assert time.monotonic() < deadline, "the bot did not start"
+                time.sleep(0.2)
+            yield base
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def test_serve_demo_carries_nora_s_account_creation_through_to_matched(
+    demo_bot: str, slack_api: FakeSlackApi
+) -> None:
+    with SlackDriver(f"{demo_bot}/slack/events", slack_api) as driver:
+        assert driver.command("nora.new@contoso.com", user_id=REQUESTER).status_code == 200
+        name = driver.last_response_url_name
+        report = slack_api.wait_for(lambda c: c.method == RESPONSE_URL and c.target == name)
+        block_id, button = find_action(report.args["blocks"], ActionId.REQUEST_APPROVAL)
+        assert button["text"]["text"] == "Request account creation"
+        driver.click(
+            ActionId.REQUEST_APPROVAL,
+            button["value"],
+            REQUESTER,
+            channel_id="C_HELPDESK",
+            message_ts="1700000000.000001",
+            block_id=block_id,
+        )
+        slack_api.wait_for("views.open")
+        driver.submit_view(
+            CallbackId.REQUEST_REASON, REQUESTER, {REASON_BLOCK: {REASON_ACTION: "new starter"}}
+        )
+        slack_api.wait_for(lambda c: bool(slack_api.messages(APPROVAL_CHANNEL)), timeout=30)
+        [message] = slack_api.messages(APPROVAL_CHANNEL)
+        assert "create a new AD account" in message.all_text
+
+        assert driver.press(message, ActionId.APPROVE, APPROVER).status_code == 200
+
+        slack_api.wait_for(
+            lambda c: any(
+                "matched" in m.all_text and "nora.new@contoso.com" in m.all_text
+                for m in slack_api.messages(NOTIFY_CHANNEL)
+            ),
+            timeout=30,
+        )
+        wait_until(lambda: "Matched" in slack_api.message(APPROVAL_CHANNEL, message.ts).all_text)
