@@ -3,12 +3,14 @@ name clashes, the TLS guard, the delete by GUID, and the facts the create plan i
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import ldap3
 import pytest
+from ldap3.core.exceptions import LDAPSocketReceiveError
 from pydantic import SecretStr
 
 from bot.bootstrap import build_directories
@@ -287,3 +289,37 @@ def test_start_up_accepts_an_existing_creation_ou_and_offers_the_creation(
         assert dirs.policy.create_ou == ad.ou
     finally:
         dirs.onprem.close()  # type: ignore[attr-defined]
+
+
+def test_a_creation_on_a_dropped_connection_is_made_once(
+    ad: AdSandbox, active_directory: ActiveDirectory
+) -> None:
+    plan = _plan(active_directory, ad, _cloud(ad, "drop"))
+    for conn in active_directory._pool._idle:
+        conn.socket.shutdown(socket.SHUT_RDWR)
+
+    guid = active_directory.create(plan, generate_password())
+
+    [dn] = ad.dc.find(f"(sAMAccountName={plan.value('sAMAccountName')})")
+    assert dn.lower() == plan.dn.lower()
+    assert uuid.UUID(bytes_le=ad.read(dn, ["objectGUID"])["objectGUID"][0]) == guid
+
+
+def test_a_connection_lost_after_the_add_reached_the_server_is_not_added_twice(
+    ad: AdSandbox, active_directory: ActiveDirectory
+) -> None:
+    plan = _plan(active_directory, ad, _cloud(ad, "lost"))
+    [conn] = active_directory._pool._idle
+    original = conn.add
+
+    def add_then_drop(*args: Any, **kwargs: Any) -> Any:
+        original(*args, **kwargs)  # the server made the account...
+        conn.socket.shutdown(socket.SHUT_RDWR)  # ...and the answer was lost
+        raise LDAPSocketReceiveError("connection lost after the add")
+
+    conn.add = add_then_drop  # type: ignore[method-assign]
+
+    guid = active_directory.create(plan, generate_password())
+
+    [dn] = ad.dc.find(f"(sAMAccountName={plan.value('sAMAccountName')})")
+    assert uuid.UUID(bytes_le=ad.read(dn, ["objectGUID"])["objectGUID"][0]) == guid
