@@ -3,7 +3,10 @@
 State changes are compare-and-set in the store, so a double click or two approvers clicking at
 once act once. The directory write happens only after approval, after a fresh re-check whose
 verdict is still ``eligible`` with the very plan the approver saw, and the old values are kept
-for a revert.
+for a revert. A request to create the missing AD account (KB step 2) follows the same path:
+the re-check must still say ``needs_account`` with the very create plan approved, ONE LDAP add
+creates the account (its GUID becomes the request's anchor), and a revert before the match
+deletes exactly that object by its GUID.
 """
 
 from __future__ import annotations
