@@ -22,7 +22,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from bot.domain import MatchRequest
-from bot.errors import ConfigurationError
+from bot.errors import ConfigurationError, DirectoryError
 from bot.log_format import reference_middleware
 from bot.metrics import instrument_directories, instrument_executor, instrument_store
 from bot.rules.engine import Policy
@@ -61,11 +61,42 @@ def build_directories(settings: Settings, *, demo: bool = False) -> Directories:
     from bot.directories.ad import ActiveDirectory
     from bot.directories.entra import EntraDirectory
 
+    active_directory = ActiveDirectory.from_settings(settings)
+    if settings.smtpmatch_create_ou:
+        require_create_ou(active_directory, settings.smtpmatch_create_ou)
     return Directories(
-        onprem=ActiveDirectory.from_settings(settings),
+        onprem=active_directory,
         cloud=EntraDirectory.from_settings(settings),
-        policy=Policy(sync_scope=settings.smtpmatch_sync_scope),
+        policy=Policy(
+            sync_scope=settings.smtpmatch_sync_scope,
+            create_ou=settings.smtpmatch_create_ou,
+            sam_template=settings.smtpmatch_sam_template,
+        ),
     )
+
+
+def require_create_ou(onprem: object, ou: str) -> None:
+    """Refuse to start when ``SMTPMATCH_CREATE_OU`` names no existing OU in AD.
+
+    Settings already refused an OU outside ``SMTPMATCH_SYNC_SCOPE``. When AD cannot be
+    reached now, start anyway (logged): a creation into a missing OU fails cleanly later.
+
+    Raises:
+        ConfigurationError: one line naming the variable.
+    """
+    exists = getattr(onprem, "container_exists", None)
+    if exists is None:
+        return
+    try:
+        found = bool(exists(ou))
+    except DirectoryError as exc:
+        log.warning("SMTPMATCH_CREATE_OU could not be verified at start-up: %s", exc)
+        return
+    if not found:
+        raise ConfigurationError(
+            f"SMTPMATCH_CREATE_OU: {ou} does not exist in Active Directory (create the OU, or "
+            "correct the DN)"
+        )
 
 
 def build_sync_trigger(settings: Settings, dirs: Directories, *, demo: bool) -> SyncTriggerPort:

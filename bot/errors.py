@@ -57,3 +57,21 @@ class ConcurrentModification(DirectoryError):
 
 class NotFound(DirectoryError):
     """An object the caller expected to exist does not."""
+
+
+class NameTaken(DirectoryError):
+    """A new object's name (``cn`` in its OU, ``sAMAccountName``, UPN) is already used.
+
+    Args:
+        attribute: the attribute whose value clashes.
+        value: the value that is taken.
+    """
+
+    def __init__(self, directory: str, server: str, attribute: str, value: str) -> None:
+        self.attribute = attribute
+        self.value = value
+        super().__init__(directory, server, f"{attribute} {value!r} is already taken")
+
+
+class InsecureTransport(DirectoryError):
+    """A password would travel without TLS; nothing was sent."""

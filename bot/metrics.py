@@ -46,7 +46,7 @@ REGISTRY: Final = CollectorRegistry(auto_describe=True)
 LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 #: Directory methods that change the directory: also counted as writes.
-WRITE_OPERATIONS: Final = frozenset({"apply", "create_user"})
+WRITE_OPERATIONS: Final = frozenset({"apply", "create", "delete"})
 
 CHECKS: Final = Counter(
     "smtpmatch_checks",

@@ -7,9 +7,11 @@ permission is returned as :class:`bot.models.Unknown` where the signature allows
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 from bot.models import CloudUser, Holder, OnPremUser, RoleAssignment, Tenant, Unknown
@@ -34,12 +36,36 @@ class AttributeChange:
     after: tuple[str, ...]
 
 
+class PlanAction(StrEnum):
+    """What a plan does to AD: change an existing user, or create the missing one (KB step 2)."""
+
+    MODIFY = "modify"
+    CREATE = "create"
+
+
 @dataclass(frozen=True, slots=True)
 class ChangePlan:
-    """What smtpmatch would write to the AD object ``dn``."""
+    """What smtpmatch would write to the AD object ``dn``.
+
+    A creation (``action`` CREATE) lists every attribute of the new user with an empty
+    ``before``; it never holds the password, which is made at creation time and not kept.
+    """
 
     dn: str
     changes: tuple[AttributeChange, ...]
+    action: PlanAction = PlanAction.MODIFY
+
+    @property
+    def creates(self) -> bool:
+        """Whether this plan creates the AD user rather than changing one."""
+        return self.action is PlanAction.CREATE
+
+    def value(self, attribute: str) -> str | None:
+        """The first planned value of ``attribute`` (case-insensitive name), if any."""
+        for change in self.changes:
+            if change.attribute.lower() == attribute.lower():
+                return change.after[0] if change.after else None
+        return None
 
     def inverse(self) -> ChangePlan:
         """The change that restores the before values (for a revert)."""
@@ -47,6 +73,25 @@ class ChangePlan:
             dn=self.dn,
             changes=tuple(AttributeChange(c.attribute, c.after, c.before) for c in self.changes),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class AccountNames:
+    """What AD says about the names a new account would take (facts for the create plan).
+
+    Args:
+        taken_cns: the candidate ``cn`` values already used in the OU (as asked, any case).
+        taken_sams: the candidate ``sAMAccountName`` values already used in the domain.
+        upn_taken: whether some AD object already has the cloud UPN as its UPN.
+        upn_suffixes: the forest's UPN suffixes: its domains' DNS names and ``uPNSuffixes``.
+        dns_domain: the DNS name of the domain the account is created in.
+    """
+
+    taken_cns: frozenset[str]
+    taken_sams: frozenset[str]
+    upn_taken: bool
+    upn_suffixes: tuple[str, ...]
+    dns_domain: str
 
 
 class OnPremDirectory(Protocol):
@@ -95,6 +140,34 @@ class OnPremDirectory(Protocol):
 
         Raises:
             ConcurrentModification: the object changed since it was read; nothing was written.
+        """
+        ...
+
+    def account_names(
+        self, ou: str, cns: Sequence[str], sams: Sequence[str], upn: str
+    ) -> AccountNames:
+        """Which candidate names of a new account are taken, and the forest's UPN suffixes."""
+        ...
+
+    def create(self, plan: ChangePlan, password: str) -> uuid.UUID:
+        """Create the user ``plan`` describes, enabled, with ``password``, in ONE add.
+
+        The password travels only over LDAPS or StartTLS and is never logged.
+
+        Returns:
+            The new object's ``objectGUID``.
+
+        Raises:
+            NameTaken: the ``cn`` or ``sAMAccountName`` (named) is already used; nothing made.
+        """
+        ...
+
+    def delete(self, dn: str, guid: uuid.UUID) -> None:
+        """Delete exactly the object with ``guid`` (expected at ``dn``).
+
+        Raises:
+            NotFound: no object has that GUID (any more).
+            ConcurrentModification: the object with that GUID is no longer at ``dn``.
         """
         ...
 

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigurationError
+from bot.rules.plan import DEFAULT_SAM_TEMPLATE, check_sam_template
 
 log = logging.getLogger("smtpmatch")
 
@@ -90,6 +91,46 @@ class Settings(BaseSettings):
     ldap_gc_url: str | None = None
     ldap_timeout_seconds: float = Field(default=10.0, gt=0)
     smtpmatch_sync_scope: Annotated[tuple[str, ...], NoDecode] = ()
+    #: KB step 2: the OU where smtpmatch creates missing AD users (inside the sync scope);
+    #: unset = the creation is not offered. Its existence is checked at start-up.
+    smtpmatch_create_ou: str | None = None
+    #: How a new user's sAMAccountName is formed: Python format fields {upn_prefix},
+    #: {mail_prefix}, {given}, {sn} ({given:.1} = first letter); made unique, max 20 chars.
+    smtpmatch_sam_template: str = DEFAULT_SAM_TEMPLATE
+
+    @field_validator("smtpmatch_create_ou", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("smtpmatch_create_ou")
+    @classmethod
+    def _check_create_ou(cls, value: str | None, info: ValidationInfo) -> str | None:
+        scope = info.data.get("smtpmatch_sync_scope") or ()
+        if value is None:
+            return None
+        if "=" not in value:
+            raise ValueError(f"{value!r} is not an OU DN (e.g. OU=New Users,DC=contoso,DC=com)")
+
+        def rdns(dn: str) -> list[str]:
+            return [part.strip().casefold() for part in dn.split(",")]
+
+        inner = rdns(value)
+        if scope and not any(
+            inner[len(inner) - len(rdns(s)) :] == rdns(s) and len(inner) >= len(rdns(s))
+            for s in scope
+        ):
+            raise ValueError(
+                f"{value} is not inside SMTPMATCH_SYNC_SCOPE: sync would never export the "
+                "accounts created there"
+            )
+        return value.strip()
+
+    @field_validator("smtpmatch_sam_template")
+    @classmethod
+    def _check_sam_template(cls, value: str) -> str:
+        check_sam_template(value)
+        return value
 
     # Entra ID / Microsoft Graph
     azure_tenant_id: str | None = None

@@ -12,6 +12,8 @@ Implements :class:`bot.ports.OnPremDirectory`. What it guarantees:
   only when the server's schema has them; the schema is read once.
 - The write is one modify that deletes the exact old values and adds the new ones, so the
   server itself refuses it when someone changed the object since it was read.
+- A new user (KB step 2) is created in one add that carries its password, only over LDAPS or
+  StartTLS; it is deleted again only by its objectGUID.
 - Faults become :mod:`bot.errors` naming the server (``host:port``); no ldap3 type leaks out.
 """
 
@@ -43,12 +45,14 @@ from bot.errors import (
     ConfigurationError,
     DirectoryError,
     DirectoryUnavailable,
+    InsecureTransport,
+    NameTaken,
     NotFound,
     PermissionMissing,
     SchemaViolation,
 )
 from bot.models import Holder, ObjectKind, OnPremUser, ProxyAddress
-from bot.ports import AttributeChange, ChangePlan
+from bot.ports import AccountNames, AttributeChange, ChangePlan
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -124,6 +128,7 @@ _INVALID_CREDENTIALS = 49
 _INSUFFICIENT_ACCESS_RIGHTS = 50
 _UNWILLING_TO_PERFORM = 53
 _OBJECT_CLASS_VIOLATION = 65
+_ENTRY_ALREADY_EXISTS = 68
 _SCHEMA_CODES = frozenset(
     {_UNDEFINED_ATTRIBUTE_TYPE, _CONSTRAINT_VIOLATION, _INVALID_ATTRIBUTE_SYNTAX, 65, 67, 69}
 )
@@ -891,8 +896,221 @@ class ActiveDirectory:
             DIRECTORY, server, f"modify of {dn} failed: {description} ({code})"
         )
 
+    # -- KB step 2: create and delete ------------------------------------------------------
+
+    def container_exists(self, dn: str) -> bool:
+        """Whether ``dn`` is an existing OU or container (checked at start-up for
+        ``SMTPMATCH_CREATE_OU``)."""
+        ldap_filter = "(|(objectClass=organizationalUnit)(objectClass=container))"
+
+        def search(conn: ldap3.Connection) -> list[tuple[str, Mapping[str, Any]]]:
+            return self._search(conn, dn, ldap_filter, ["objectClass"], ldap3.BASE)
+
+        return bool(self._run(self._pool, search))
+
+    def account_names(
+        self, ou: str, cns: Sequence[str], sams: Sequence[str], upn: str
+    ) -> AccountNames:
+        """Which candidate names are taken (``cn`` in ``ou``, ``sAMAccountName`` and the UPN in
+        the domain) and the forest's UPN suffixes (its domains' DNS names and the
+        ``uPNSuffixes`` of ``CN=Partitions``), on one connection."""
+        schema = self._schema_info()
+
+        def read(conn: ldap3.Connection) -> AccountNames:
+            taken_cns: set[str] = set()
+            if cns:
+                names = "".join(f"(cn={escape_filter_value(c)})" for c in cns)
+                for _dn, raw in self._search(conn, ou, f"(|{names})", ["cn"], ldap3.LEVEL):
+                    taken_cns.update(_texts(raw, "cn"))
+            taken_sams: set[str] = set()
+            if sams:
+                names = "".join(f"(sAMAccountName={escape_filter_value(n)})" for n in sams)
+                found = self._search(conn, schema.base_dn, f"(|{names})", ["sAMAccountName"])
+                for _dn, raw in found:
+                    taken_sams.update(_texts(raw, "sAMAccountName"))
+            upn_filter = f"(userPrincipalName={escape_filter_value(upn)})"
+            upn_taken = bool(self._search(conn, schema.base_dn, upn_filter, ["cn"]))
+            suffixes, dns_domain = self._upn_suffixes(conn)
+            wanted = {c.casefold() for c in cns} | {n.casefold() for n in sams}
+            return AccountNames(
+                taken_cns=frozenset(c for c in taken_cns if c.casefold() in wanted),
+                taken_sams=frozenset(n for n in taken_sams if n.casefold() in wanted),
+                upn_taken=upn_taken,
+                upn_suffixes=suffixes,
+                dns_domain=dns_domain,
+            )
+
+        return self._run(self._pool, read)
+
+    def _upn_suffixes(self, conn: ldap3.Connection) -> tuple[tuple[str, ...], str]:
+        root = self._root_dse(conn)
+        config = _text(root, "configurationNamingContext")
+        domain_nc = _text(root, "defaultNamingContext") or self._schema_info().base_dn
+        fallback = ".".join(v for a, v, _sep in parse_dn(domain_nc) if a.lower() == "dc")
+        if not config:
+            return (fallback,), fallback
+        partitions = f"CN=Partitions,{config}"
+        extra = self._search(conn, partitions, "(objectClass=*)", ["uPNSuffixes"], ldap3.BASE)
+        refs = self._search(
+            conn,
+            partitions,
+            "(objectClass=crossRef)",
+            ["dnsRoot", "nCName", "systemFlags"],
+            ldap3.LEVEL,
+        )
+        suffixes: list[str] = []
+        dns_domain = fallback
+        for _dn, raw in refs:
+            flags = int(_text(raw, "systemFlags") or 0)
+            if not flags & 0x2:  # FLAG_CR_NTDS_DOMAIN: a domain, not an application partition
+                continue
+            suffixes.extend(_texts(raw, "dnsRoot"))
+            if (_text(raw, "nCName") or "").casefold() == domain_nc.casefold():
+                dns_domain = _text(raw, "dnsRoot") or fallback
+        for _dn, raw in extra:
+            suffixes.extend(_texts(raw, "uPNSuffixes"))
+        suffixes.append(dns_domain)
+        return tuple(dict.fromkeys(s.lower() for s in suffixes)), dns_domain
+
+    def create(self, plan: ChangePlan, password: str) -> uuid.UUID:
+        """Create the user ``plan`` describes in ONE add that carries ``unicodePwd`` and
+        ``userAccountControl`` (enabled), so that no half-made account can exist.
+
+        The connection must be encrypted (LDAPS, or StartTLS on ldap://): otherwise nothing is
+        sent. The password is never logged nor put in an error.
+
+        Returns:
+            The new object's ``objectGUID``.
+
+        Raises:
+            InsecureTransport: the connection is not encrypted; nothing was sent.
+            NameTaken: the ``cn`` (in the OU), ``sAMAccountName`` or UPN is already used.
+            PermissionMissing: the service account may not create users (or set passwords) there.
+        """
+        if not plan.creates:
+            raise ValueError("create needs a create plan")
+        attributes: dict[str, Any] = {
+            "objectClass": ["top", "person", "organizationalPerson", "user"]
+        }
+        for change in plan.changes:
+            if change.after:
+                attributes[change.attribute] = list(change.after)
+        attributes.setdefault("userAccountControl", ["512"])
+        sam = plan.value("sAMAccountName") or ""
+        sent = False
+
+        def add(conn: ldap3.Connection) -> uuid.UUID:
+            nonlocal sent
+            if not (conn.server.ssl or conn.tls_started):
+                raise InsecureTransport(
+                    DIRECTORY,
+                    _server_of(conn),
+                    "the connection is not encrypted (use ldaps:// or StartTLS); the account "
+                    "and its password were not sent",
+                )
+            if sent:
+                # The add may have reached the server before the connection dropped.
+                made = self._created(conn, plan.dn, sam)
+                if made is not None:
+                    return made
+            sent = True
+            secret = {"unicodePwd": [f'"{password}"'.encode("utf-16-le")]}
+            if not conn.add(plan.dn, attributes={**attributes, **secret}):
+                self._add_failed(conn, plan)
+            made = self._created(conn, plan.dn, sam)
+            if made is None:
+                raise NotFound(DIRECTORY, _server_of(conn), f"{plan.dn} is gone after its creation")
+            return made
+
+        try:
+            guid = self._run(self._pool, add)
+        except DirectoryError as exc:
+            log.warning("create of %s on %s refused: %s", plan.dn, self._pool.endpoints, exc)
+            raise
+        log.info("created %s (objectGUID %s)", plan.dn, guid)
+        return guid
+
+    def _created(self, conn: ldap3.Connection, dn: str, sam: str) -> uuid.UUID | None:
+        """The GUID of the user at ``dn`` if it is the one we create (same sAMAccountName)."""
+        found = self._search(
+            conn, dn, "(objectClass=user)", ["objectGUID", "sAMAccountName"], ldap3.BASE
+        )
+        if not found:
+            return None
+        raw = found[0][1]
+        if (_text(raw, "sAMAccountName") or "").casefold() != sam.casefold():
+            return None
+        guid = _values(raw, "objectGUID")
+        return uuid.UUID(bytes_le=guid[0]) if guid else None
+
+    def _add_failed(self, conn: ldap3.Connection, plan: ChangePlan) -> None:
+        result = conn.result or {}
+        code = result.get("result")
+        server = _server_of(conn)
+        if code in (_ENTRY_ALREADY_EXISTS, _CONSTRAINT_VIOLATION, _UNWILLING_TO_PERFORM):
+            # Which name clashes: read, don't guess from the code (AD and Samba differ).
+            if self._search(conn, plan.dn, "(objectClass=*)", ["cn"], ldap3.BASE):
+                cn = plan.dn.split(",", 1)[0].split("=", 1)[1]
+                raise NameTaken(DIRECTORY, server, "cn", cn.replace("\\", ""))
+            schema = self._schema_info()
+            for attribute in ("sAMAccountName", "userPrincipalName"):
+                value = plan.value(attribute)
+                if value and self._search(
+                    conn,
+                    schema.base_dn,
+                    f"({attribute}={escape_filter_value(value)})",
+                    ["cn"],
+                ):
+                    raise NameTaken(DIRECTORY, server, attribute, value)
+        if code == _INSUFFICIENT_ACCESS_RIGHTS:
+            raise PermissionMissing(
+                DIRECTORY,
+                server,
+                f"the service account may not create users or reset passwords in "
+                f"{plan.dn.split(',', 1)[-1]}",
+            )
+        self._check(conn, f"create {plan.dn}")
+        raise DirectoryUnavailable(DIRECTORY, server, f"create of {plan.dn} failed ({code})")
+
+    def delete(self, dn: str, guid: uuid.UUID) -> None:
+        """Delete exactly the object whose ``objectGUID`` is ``guid``, if it is still at ``dn``.
+
+        Raises:
+            NotFound: no object has that GUID.
+            ConcurrentModification: the object was moved or renamed; nothing was deleted.
+        """
+        by_guid = f"<GUID={guid}>"
+
+        def remove(conn: ldap3.Connection) -> None:
+            found = self._search(conn, by_guid, "(objectClass=*)", ["objectGUID"], ldap3.BASE)
+            if not found:
+                raise NotFound(DIRECTORY, _server_of(conn), f"no object has objectGUID {guid}")
+            if not _same_dn(found[0][0], dn):
+                raise ConcurrentModification(
+                    DIRECTORY,
+                    _server_of(conn),
+                    f"the object with objectGUID {guid} is now {found[0][0]}, not {dn}; "
+                    "nothing was deleted",
+                )
+            # The GUID form of the DN: the server deletes that very object, whatever its name.
+            if not conn.delete(by_guid):
+                if (conn.result or {}).get("result") == _NO_SUCH_OBJECT:
+                    raise NotFound(DIRECTORY, _server_of(conn), f"no object has objectGUID {guid}")
+                self._check(conn, f"delete {dn}")
+
+        self._run(self._pool, remove)
+        log.info("deleted %s (objectGUID %s)", dn, guid)
+
 
 # -- helpers ------------------------------------------------------------------------------
+
+
+def _same_dn(a: str, b: str) -> bool:
+    """Whether two DNs name the same object (RDN by RDN, case-insensitively)."""
+    try:
+        return _within(a, b) and _within(b, a)
+    except (ldap_exc.LDAPInvalidDnError, ValueError, IndexError):
+        return a.casefold() == b.casefold()
 
 
 def _as_dn(text: str) -> str | None:

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from bot.errors import ConcurrentModification, NotFound
+from bot.errors import ConcurrentModification, NameTaken, NotFound
 from bot.models import (
     CloudUser,
     Holder,
@@ -25,7 +25,7 @@ from bot.models import (
     is_service_domain,
     smtp_values,
 )
-from bot.ports import ChangePlan
+from bot.ports import AccountNames, ChangePlan
 from bot.rules.address import same_address, smtp_addresses
 from bot.rules.engine import Policy
 from bot.sync_triggers import SyncSubject
@@ -33,6 +33,8 @@ from bot.sync_triggers import SyncSubject
 DEMO_BASE_DN = "DC=contoso,DC=com"
 DEMO_SYNC_SCOPE = (f"OU=Staff,{DEMO_BASE_DN}",)
 _STAFF = f"OU=Staff,{DEMO_BASE_DN}"
+#: Where the demo creates AD accounts (KB step 2): inside the sync scope.
+DEMO_CREATE_OU = _STAFF
 
 
 def _guid(name: str) -> bytes:
@@ -306,6 +308,70 @@ class DemoActiveDirectory:
             self.users[index] = user
             return plan
 
+    def container_exists(self, dn: str) -> bool:
+        """Whether ``dn`` is one of the demo's OUs."""
+        return dn.casefold() in {_STAFF.casefold(), DEMO_BASE_DN.casefold()}
+
+    def account_names(
+        self, ou: str, cns: Sequence[str], sams: Sequence[str], upn: str
+    ) -> AccountNames:
+        """See :meth:`bot.ports.OnPremDirectory.account_names`."""
+        with self._lock:
+            in_ou = {
+                u.dn.split(",", 1)[0].split("=", 1)[1].casefold()
+                for u in self.users
+                if u.dn.split(",", 1)[1].casefold() == ou.casefold()
+            }
+            used_sams = {(u.sam_account_name or "").casefold() for u in self.users}
+            return AccountNames(
+                taken_cns=frozenset(c for c in cns if c.casefold() in in_ou),
+                taken_sams=frozenset(n for n in sams if n.casefold() in used_sams),
+                upn_taken=any(same_address(u.user_principal_name, upn) for u in self.users),
+                upn_suffixes=("contoso.com",),
+                dns_domain="contoso.com",
+            )
+
+    def create(self, plan: ChangePlan, password: str) -> uuid.UUID:
+        """See :meth:`bot.ports.OnPremDirectory.create` (the password is not kept)."""
+        with self._lock:
+            sam = plan.value("sAMAccountName") or ""
+            for user in self.users:
+                if user.dn.casefold() == plan.dn.casefold():
+                    raise NameTaken("Active Directory", "demo", "cn", plan.dn)
+                if (user.sam_account_name or "").casefold() == sam.casefold():
+                    raise NameTaken("Active Directory", "demo", "sAMAccountName", sam)
+            guid = uuid.uuid4()
+            mail = plan.value("mail")
+            proxies = next((c.after for c in plan.changes if c.attribute == "proxyAddresses"), ())
+            self.users.append(
+                OnPremUser(
+                    dn=plan.dn,
+                    object_guid=guid.bytes_le,
+                    sam_account_name=sam,
+                    user_principal_name=plan.value("userPrincipalName"),
+                    display_name=plan.value("displayName"),
+                    given_name=plan.value("givenName"),
+                    surname=plan.value("sn"),
+                    mail=mail,
+                    proxy_addresses=proxies,
+                    user_account_control=int(plan.value("userAccountControl") or 0x200),
+                    exchange_schema=True,
+                )
+            )
+            return guid
+
+    def delete(self, dn: str, guid: uuid.UUID) -> None:
+        """See :meth:`bot.ports.OnPremDirectory.delete`."""
+        with self._lock:
+            user = next((u for u in self.users if u.object_guid == guid.bytes_le), None)
+            if user is None:
+                raise NotFound("Active Directory", "demo", f"no object has objectGUID {guid}")
+            if user.dn.casefold() != dn.casefold():
+                raise ConcurrentModification(
+                    "Active Directory", "demo", f"{guid} is now {user.dn}; nothing was deleted"
+                )
+            self.users.remove(user)
+
 
 def _address_of(value: str) -> str:
     """The address of a ``smtp:`` value, or the value itself (UPN, mail)."""
@@ -425,7 +491,7 @@ def build_demo_directories() -> tuple[DemoActiveDirectory, DemoEntraDirectory, P
             role_assignments=roles,
             deleted_users=_seed_deleted(),
         ),
-        Policy(sync_scope=DEMO_SYNC_SCOPE),
+        Policy(sync_scope=DEMO_SYNC_SCOPE, create_ou=DEMO_CREATE_OU),
     )
 
 

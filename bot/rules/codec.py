@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from bot.models import CloudUser, OnPremUser
-from bot.ports import AttributeChange, ChangePlan
+from bot.ports import AttributeChange, ChangePlan, PlanAction
 from bot.rules.checks import Report
 
 #: Attributes that hold one value: shown as a string (or null) rather than a list.
-SINGLE_VALUED = frozenset({"mail"})
+SINGLE_VALUED = frozenset(
+    {"mail", "sAMAccountName", "userPrincipalName", "givenName", "sn", "displayName"}
+    | {"userAccountControl"}
+)
 
 
 def _value(attribute: str, values: tuple[str, ...]) -> str | list[str] | None:
@@ -29,16 +32,16 @@ def _values(value: Any) -> tuple[str, ...]:
 def plan_to_dict(plan: ChangePlan) -> dict[str, Any]:
     """``{"action": "modify", "dn", "changes": [{"attribute", "before", "after"}]}``.
 
-    A match always modifies an existing AD user; ``"action": "create"`` is reserved for the
-    creation of an AD account (KB step 2, docs/rules.md), which is not offered yet.
+    A match modifies an existing AD user; ``"action": "create"`` creates the AD account (KB
+    step 2, docs/rules.md): every change has ``"before": null`` and no password is in it.
     """
     return {
-        "action": "modify",
+        "action": str(plan.action),
         "dn": plan.dn,
         "changes": [
             {
                 "attribute": c.attribute,
-                "before": _value(c.attribute, c.before),
+                "before": None if plan.creates else _value(c.attribute, c.before),
                 "after": _value(c.attribute, c.after),
             }
             for c in plan.changes
@@ -54,6 +57,7 @@ def plan_from_dict(data: dict[str, Any]) -> ChangePlan:
             AttributeChange(str(c["attribute"]), _values(c["before"]), _values(c["after"]))
             for c in data["changes"]
         ),
+        action=PlanAction(data.get("action", PlanAction.MODIFY)),
     )
 
 

@@ -21,10 +21,10 @@ from bot.models import (
     is_service_domain,
     smtp_values,
 )
-from bot.ports import ChangePlan
+from bot.ports import AccountNames, ChangePlan
 from bot.rules.address import domain_of, primary_smtp, same_address
 from bot.rules.checks import Check, CheckId, Report, Status, Verdict
-from bot.rules.plan import cloud_aliases, plan_change
+from bot.rules.plan import DEFAULT_SAM_TEMPLATE, cloud_aliases, plan_account, plan_change
 
 T = TypeVar("T")
 
@@ -53,7 +53,7 @@ _TITLES: dict[CheckId, str] = {
     CheckId.CLOUD_PRIMARY_UNCHANGED: "Cloud primary SMTP unchanged since the report",
 }
 
-#: The setting a future KB step 2 (creating the AD account) needs; named in reports.
+#: The setting KB step 2 (creating the AD account) needs; named in reports.
 CREATE_OU_SETTING = "SMTPMATCH_CREATE_OU"
 
 #: ``msExchRecipientTypeDetails`` of on-prem mailboxes (user, linked, shared, legacy, room,
@@ -72,9 +72,15 @@ class Policy:
 
     Args:
         sync_scope: DNs of the OUs sync exports; empty when not configured.
+        create_ou: the OU where KB step 2 creates AD users (``SMTPMATCH_CREATE_OU``);
+            ``None``: the creation is not offered.
+        sam_template: how a new account's ``sAMAccountName`` is formed
+            (``SMTPMATCH_SAM_TEMPLATE``).
     """
 
     sync_scope: tuple[str, ...] = ()
+    create_ou: str | None = None
+    sam_template: str = DEFAULT_SAM_TEMPLATE
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +98,8 @@ class Facts:
             SMTP addresses, ``mail``, UPN): after the change they become the cloud user's too.
         lookalikes: when no AD user was found by the address, the AD users that plausibly are
             the person under another name (same name, or account name = the UPN prefix).
+        account_names: when no AD user was found and a creation OU is configured, which names
+            a new account could take (read from AD for the create plan).
     """
 
     address: str
@@ -110,6 +118,7 @@ class Facts:
     deleted_anchor_owners: tuple[CloudUser, ...] | Unknown | None = None
     carried_holders: tuple[Holder, ...] | Unknown | None = None
     lookalikes: tuple[OnPremUser, ...] = ()
+    account_names: AccountNames | None = None
 
 
 def _is_member(user: CloudUser) -> bool:
@@ -245,7 +254,7 @@ def evaluate(facts: Facts, policy: Policy = Policy()) -> Report:
     else:
         _check_cloud_user(out, facts, cloud, onprem, target)
     _check_tenant(out, facts.tenant, target or facts.address)
-    _check_onprem_user_found(out, facts, cloud)
+    _check_onprem_user_found(out, facts, cloud, policy)
     if onprem is None:
         out.skip(_ONPREM_USER_CHECKS, "No single AD user to check.")
     else:
@@ -289,12 +298,8 @@ def evaluate(facts: Facts, policy: Policy = Policy()) -> Report:
         )
     elif none_found and failed and only_user_found:
         verdict = Verdict.NEEDS_ACCOUNT
-        summary = (
-            "No AD user holds, is named for, or looks like this person: the AD account must be "
-            "created first (KB 2641663 step 2). smtpmatch does not offer the creation yet (it "
-            f"will need {CREATE_OU_SETTING}, the OU for new users); create the user in a "
-            "synchronized OU, then check again."
-        )
+        plan, summary = _creation(out, facts, policy, cloud, usable_target, aliases)
+        checks = out.ordered()
     elif len(facts.onprem_users) > 1 and failed and only_user_found:
         verdict = Verdict.NEEDS_INPUT
         summary = (
@@ -339,6 +344,51 @@ def evaluate(facts: Facts, policy: Policy = Policy()) -> Report:
         candidates=candidates,
         plan=plan,
         summary=summary,
+    )
+
+
+#: What the report, the approval message and the requester's DM say about the password.
+PASSWORD_CONSEQUENCE = (
+    "The new account gets a strong random password that nobody sees (it is not shown, stored "
+    "or logged). With password hash sync, that AD password replaces the cloud one at the "
+    "match: the user's current cloud password stops working. The helpdesk then sets the real "
+    "password together with the user (or the user resets it where self-service password reset "
+    "with writeback is enabled)."
+)
+
+
+def _creation(
+    out: _Checks,
+    facts: Facts,
+    policy: Policy,
+    cloud: CloudUser | None,
+    target: str | None,
+    aliases: tuple[str, ...],
+) -> tuple[ChangePlan | None, str]:
+    """The create plan of a ``needs_account`` report (KB step 2) and the report's summary."""
+    first = (
+        "No AD user holds, is named for, or looks like this person: the AD account must be "
+        "created first (KB 2641663 step 2). "
+    )
+    if policy.create_ou is None:
+        return None, first + (
+            f"smtpmatch offers the creation only when {CREATE_OU_SETTING} (the OU for new "
+            "users, inside the sync scope) is set; set it, or create the user in a synchronized "
+            "OU by hand, then check again."
+        )
+    if cloud is None or target is None or facts.account_names is None:
+        return None, first + "The names a new account would take could not be read from AD."
+    made = plan_account(
+        cloud, target, aliases, policy.create_ou, facts.account_names, policy.sam_template
+    )
+    if made.plan is None:
+        return None, first + f"No free name is left for it ({made.problem}); create it by hand."
+    if made.upn_warning:
+        out.add(CheckId.ONPREM_UPN_DIFFERS, Status.WARN, made.upn_warning)
+    return made.plan, first + (
+        f"smtpmatch can create it as {made.plan.dn} ({CREATE_OU_SETTING}), enabled, with the "
+        "cloud user's names and every SMTP address, behind the same approval; the next sync "
+        "then soft-matches it. " + PASSWORD_CONSEQUENCE
     )
 
 
@@ -622,7 +672,9 @@ def _why_alike(user: OnPremUser, cloud: CloudUser | None) -> str:
     return ", ".join(reasons) or "similar"
 
 
-def _check_onprem_user_found(out: _Checks, facts: Facts, cloud: CloudUser | None) -> None:
+def _check_onprem_user_found(
+    out: _Checks, facts: Facts, cloud: CloudUser | None, policy: Policy
+) -> None:
     users = facts.onprem_users
     if len(users) == 1:
         out.add(CheckId.ONPREM_USER_FOUND, Status.PASS, f"Identified {_describe_onprem(users[0])}.")
@@ -652,8 +704,14 @@ def _check_onprem_user_found(out: _Checks, facts: Facts, cloud: CloudUser | None
             Status.FAIL,
             f"No AD user has {facts.address} as UPN, mail, proxy address or account name, and "
             "none has the cloud user's name.",
-            "Create the AD account (KB 2641663 step 2; smtpmatch does not offer it yet, it will "
-            f"need {CREATE_OU_SETTING}), or name an existing one: `/smtpmatch ADDRESS ACCOUNT`.",
+            (
+                "Create the AD account (KB 2641663 step 2): smtpmatch can create it in "
+                f"{policy.create_ou} behind the same approval"
+                if policy.create_ou
+                else "Create the AD account (KB 2641663 step 2; smtpmatch offers it once "
+                f"{CREATE_OU_SETTING} is set)"
+            )
+            + ", or name an existing one: `/smtpmatch ADDRESS ACCOUNT`.",
         )
     else:
         names = "; ".join(_describe_onprem(u) for u in users)

@@ -13,6 +13,7 @@ from bot.ports import CloudDirectory, OnPremDirectory
 from bot.rules.address import parse_address, primary_smtp, same_address
 from bot.rules.checks import Report
 from bot.rules.engine import Facts, Policy, choose_target, evaluate
+from bot.rules.plan import cn_candidates, sam_candidates
 
 MAX_ONPREM_ID_LENGTH = 1024
 
@@ -100,6 +101,17 @@ def check_match(
             target.surname,
             target.user_principal_name.split("@", 1)[0] or None,
         )
+        primary = primary_smtp(target.proxy_addresses, target.mail)
+        if dirs.policy.create_ou and primary:
+            # KB step 2: which names a new account could take, read alongside the lookalikes.
+            lookups.start(
+                "account_names",
+                onprem.account_names,
+                dirs.policy.create_ou,
+                cn_candidates(target),
+                sam_candidates(target, primary, dirs.policy.sam_template),
+                target.user_principal_name,
+            )
 
     for name, value in lookups.as_completed():
         if name == "cloud_users":
@@ -163,6 +175,7 @@ def check_match(
             _sequence_or_unknown(got["carried_holders"]) if "carried_holders" in got else ()
         ),
         lookalikes=tuple(got.get("lookalikes", ())),
+        account_names=got.get("account_names") if not got["onprem_users"] else None,
     )
     return evaluate(facts, dirs.policy)
 

@@ -3,7 +3,10 @@
 State changes are compare-and-set in the store, so a double click or two approvers clicking at
 once act once. The directory write happens only after approval, after a fresh re-check whose
 verdict is still ``eligible`` with the very plan the approver saw, and the old values are kept
-for a revert.
+for a revert. A request to create the missing AD account (KB step 2) follows the same path:
+the re-check must still say ``needs_account`` with the very create plan approved, ONE LDAP add
+creates the account (its GUID becomes the request's anchor), and a revert before the match
+deletes exactly that object by its GUID.
 """
 
 from __future__ import annotations
@@ -16,7 +19,16 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from bot.domain import AuditEventName, AuditNote, MatchRequest, OpenRequestExists
-from bot.errors import ConcurrentModification, DirectoryError, DirectoryUnavailable
+from bot.errors import (
+    ConcurrentModification,
+    DirectoryError,
+    DirectoryUnavailable,
+    InsecureTransport,
+    NameTaken,
+    NotFound,
+    PermissionMissing,
+    SchemaViolation,
+)
 from bot.log_format import current_reference
 from bot.metrics import record_check
 from bot.ports import ApprovalBoard, ChangePlan, RequestStore, TeamDirectory
@@ -30,6 +42,7 @@ from bot.rules.requests import (
     decision_transition,
 )
 from bot.services.check import Directories, check_match
+from bot.services.create import anchor_of, creation_details, generate_password, guid_of
 
 log = logging.getLogger(__name__)
 E = AuditEventName
@@ -85,6 +98,9 @@ class RequestServices:
     #: The "a match was applied" event: each listener is called once per applied request,
     #: after the write is recorded; a listener's fault is logged and does not hide the write.
     applied_listeners: Sequence[AppliedListener] = ()
+    #: Makes the password of an account created by KB step 2 (a seam for tests); the
+    #: password goes to AD in the creating add and nowhere else.
+    new_password: Callable[[], str] = generate_password
 
 
 @dataclass(frozen=True)
@@ -134,16 +150,19 @@ def check_for(
             "onprem": onprem_id,
             "dn": report.onprem.dn if report.onprem else None,
             "verdict": str(report.verdict),
+            # KB step 2: the report offers the creation of the AD account.
+            "create": bool(report.plan and report.plan.creates),
         },
     )
     return report, event.id
 
 
-def load_check(svc: RequestServices, check_id: str, actor: str) -> tuple[str, str] | str:
+def load_check(svc: RequestServices, check_id: str, actor: str) -> tuple[str, str | None] | str:
     """The address and AD DN of an eligible check that ``actor`` ran recently.
 
     Returns:
-        ``(address, dn)``, or a message saying why the button cannot be used.
+        ``(address, dn)``; ``(address, None)`` for a check that offered to create the AD
+        account (KB step 2); or a message saying why the button cannot be used.
     """
     stale = "This report is no longer valid; run `/smtpmatch` again."
     event = svc.store.get_audit(int(check_id)) if check_id.isdigit() else None
@@ -152,11 +171,12 @@ def load_check(svc: RequestServices, check_id: str, actor: str) -> tuple[str, st
     if event.actor != actor:
         return "Only the person who ran this check can request approval for it."
     details = event.details
-    if details.get("verdict") != "eligible" or not details.get("dn"):
+    creation = details.get("verdict") == "needs_account" and details.get("create") is True
+    if not creation and (details.get("verdict") != "eligible" or not details.get("dn")):
         return stale
     if event.at + CHECK_VALID_FOR < svc.clock():
         return stale
-    return str(details["address"]), str(details["dn"])
+    return str(details["address"]), None if creation else str(details["dn"])
 
 
 @dataclass(frozen=True)
@@ -198,28 +218,36 @@ def request_match(
     requester_name: str | None = None,
     reason: str | None = None,
     requester_channel: str | None = None,
+    create: bool = False,
 ) -> Result:
     """Re-check the address and, if still eligible, store a pending request.
 
     The report behind the request is made now, not taken from a button: buttons are untrusted.
+
+    Args:
+        create: request the creation of the missing AD account (KB step 2): the fresh
+            verdict must still be ``needs_account`` with a create plan.
     """
     report = check_match(svc.dirs, address, onprem_id)
-    if report.verdict is not Verdict.ELIGIBLE or report.plan is None:
+    wanted = Verdict.NEEDS_ACCOUNT if create else Verdict.ELIGIBLE
+    if report.verdict is not wanted or report.plan is None or report.plan.creates is not create:
         return Result(
             Outcome.NOT_ELIGIBLE,
             report=report,
             message=f"{report.address} is no longer eligible ({report.verdict}): {report.summary}",
         )
-    assert report.cloud is not None and report.onprem is not None and report.target_address
+    assert report.cloud is not None and report.target_address
+    assert create or report.onprem is not None
     try:
         request = svc.store.create_request(
             address=report.address,
             onprem_id=onprem_id,
             target_address=report.target_address,
-            onprem_dn=report.onprem.dn,
+            onprem_dn=report.plan.dn,
             cloud_user_id=report.cloud.id,
             cloud_upn=report.cloud.user_principal_name,
-            anchor=report.onprem.anchor,
+            # A new account's anchor is known once it exists (recorded at creation).
+            anchor=report.onprem.anchor if report.onprem else "",
             plan=report.plan,
             report=report,
             requester_id=requester_id,
@@ -230,7 +258,8 @@ def request_match(
             audit=AuditNote(
                 E.REQUESTED,
                 requester_id,
-                {"address": report.address, "dn": report.onprem.dn, "reason": reason},
+                {"address": report.address, "dn": report.plan.dn, "reason": reason}
+                | ({"action": "create"} if create else {}),
             ),
             exclusive=True,
         )
@@ -418,13 +447,19 @@ def _identity_changes(request: MatchRequest, report: Report) -> list[str]:
 
 
 def _apply(svc: RequestServices, request: MatchRequest, actor: str) -> Result:
+    creates = request.plan.creates
     try:
         report = check_match(
-            svc.dirs, request.address, request.onprem_dn, approved_primary=request.target_address
+            svc.dirs,
+            request.address,
+            None if creates else request.onprem_dn,
+            approved_primary=request.target_address,
         )
     except DirectoryError as exc:
         return _release(svc, request, actor, exc)
 
+    if creates:
+        return _create(svc, request, actor, report)
     if report.verdict is not Verdict.ELIGIBLE or report.plan is None:
         failed = [c.id for c in report.checks if c.status == "fail"]
         why = (
@@ -459,6 +494,53 @@ def _apply(svc: RequestServices, request: MatchRequest, actor: str) -> Result:
     return _record_applied(svc, request, actor, applied, report)
 
 
+def _create(svc: RequestServices, request: MatchRequest, actor: str, report: Report) -> Result:
+    """KB step 2 after approval: the re-check must still say ``needs_account`` for the same
+    cloud user and primary with the very plan approved; then ONE add creates the account."""
+    if report.verdict is not Verdict.NEEDS_ACCOUNT or report.plan is None:
+        failed = [c.id for c in report.checks if c.status == "fail"]
+        why = (
+            f"The re-check now says {report.verdict}"
+            + (
+                f" (failed: {', '.join(failed)})"
+                if failed and report.verdict is not Verdict.NEEDS_ACCOUNT
+                else f": {report.summary}"
+            )
+            + ". No account was created."
+        )
+        return _fail(svc, request, actor, Outcome.RECHECK_BLOCKED, why, report)
+    moved = [m for m in _identity_changes(request, report) if not m.startswith("AD object")]
+    if moved:
+        why = (
+            f"The {' and '.join(moved)} changed since the request, so this is no longer the "
+            "account creation that was approved. No account was created; check again."
+        )
+        return _fail(svc, request, actor, Outcome.RECHECK_BLOCKED, why, report)
+    if report.plan != request.plan:
+        why = (
+            "The account to create is no longer the one approved (a name it would take, or an "
+            "address, changed in the directories meanwhile). No account was created; check "
+            "again and re-request."
+        )
+        return _fail(svc, request, actor, Outcome.RECHECK_BLOCKED, why, report)
+    try:
+        guid = svc.dirs.onprem.create(report.plan, svc.new_password())
+    except NameTaken as exc:
+        why = (
+            f"The {exc.attribute} {exc.value} was taken in AD between the approval and the "
+            "creation. No account was created; check again and re-request."
+        )
+        return _fail(svc, request, actor, Outcome.CONFLICT, why, report)
+    except (InsecureTransport, PermissionMissing, SchemaViolation) as exc:
+        return _fail(
+            svc, request, actor, Outcome.CONFLICT, f"{exc}. No account was created.", report
+        )
+    except DirectoryError as exc:
+        # The add may have reached AD before the connection dropped: look, don't guess.
+        return _settle_after_fault(svc, request, actor, report.plan, exc, report)
+    return _record_applied(svc, request, actor, report.plan, report, guid=guid)
+
+
 def _record_applied(
     svc: RequestServices,
     request: MatchRequest,
@@ -466,14 +548,19 @@ def _record_applied(
     applied: ChangePlan,
     report: Report | None,
     note: str | None = None,
+    guid: uuid.UUID | None = None,
 ) -> Result:
-    details = plan_to_dict(applied) | ({"note": note} if note else {})
+    details = (creation_details(applied, guid) if guid else plan_to_dict(applied)) | (
+        {"note": note} if note else {}
+    )
     done = svc.store.transition(
         request.id,
         [RequestState.APPROVING],
         RequestState.APPLIED,
         audit=AuditNote(E.APPLIED, actor, details),
         applied=applied,
+        # A created account's anchor is its new objectGUID: the sync watch looks for it.
+        **({"anchor": anchor_of(guid)} if guid else {}),
     )
     if done is None:  # another replica's recovery settled it first
         return _stale(svc, request.id)
@@ -518,6 +605,24 @@ def _what_ad_holds(svc: RequestServices, request: MatchRequest, plan: ChangePlan
     return _Written.NEITHER
 
 
+def _what_ad_made(
+    svc: RequestServices, request: MatchRequest, plan: ChangePlan
+) -> tuple[_Written, uuid.UUID | None]:
+    """After a fault during a creation: is the planned account there (with its GUID)?
+
+    Raises:
+        DirectoryError: AD still cannot be read.
+    """
+    found = svc.dirs.onprem.find_users(request.address, plan.dn)
+    user = next((u for u in found if u.dn.lower() == plan.dn.lower()), None)
+    if user is None:
+        return _Written.BEFORE, None  # the one add did not happen: no half-made account
+    sam = plan.value("sAMAccountName") or ""
+    if (user.sam_account_name or "").casefold() == sam.casefold() and user.object_guid:
+        return _Written.AFTER, uuid.UUID(bytes_le=user.object_guid)
+    return _Written.NEITHER, None
+
+
 def _settle_after_fault(
     svc: RequestServices,
     request: MatchRequest,
@@ -528,8 +633,12 @@ def _settle_after_fault(
 ) -> Result:
     """After a write fault, record what really happened in AD; if AD cannot be read either,
     leave the claim in ``approving`` for :func:`recover_stuck_approvals` to settle."""
+    created: uuid.UUID | None = None
     try:
-        written = _what_ad_holds(svc, request, plan)
+        if plan.creates:
+            written, created = _what_ad_made(svc, request, plan)
+        else:
+            written = _what_ad_holds(svc, request, plan)
     except DirectoryError as again:
         reference = new_reference()
         log.warning(
@@ -549,7 +658,13 @@ def _settle_after_fault(
         )
     if written is _Written.AFTER:
         return _record_applied(
-            svc, request, actor, plan, report, note=f"confirmed by a re-read after: {exc}"
+            svc,
+            request,
+            actor,
+            plan,
+            report,
+            note=f"confirmed by a re-read after: {exc}",
+            guid=created,
         )
     if written is _Written.BEFORE:
         return _release(svc, request, actor, exc)
@@ -603,6 +718,8 @@ def revert_request(
         return _revert_outage(request, exc)
     if bound:
         return _refuse_bound_revert(svc, request, actor)
+    if request.applied.creates:
+        return _revert_creation(svc, request, actor)
     inverse = request.applied.inverse()
     try:
         restored = svc.dirs.onprem.apply(inverse)
@@ -646,6 +763,54 @@ def revert_request(
     return Result(Outcome.REVERTED, request=reverted, message="Reverted: the old values are back.")
 
 
+def _revert_creation(svc: RequestServices, request: MatchRequest, actor: str) -> Result:
+    """Undo KB step 2 before the match: delete exactly the account the bot created (by its
+    objectGUID, recorded at creation), audited."""
+    from_states, to_state = decision_transition(Decision.REVERT)
+    guid = guid_of(request.anchor)
+    try:
+        svc.dirs.onprem.delete(request.onprem_dn, guid)
+    except (NotFound, ConcurrentModification) as exc:
+        svc.store.append_audit(
+            E.REVERT_REFUSED, request_id=request.id, actor=actor, details={"why": str(exc)}
+        )
+        return Result(
+            Outcome.CONFLICT,
+            request=request,
+            message=f"{exc}. The created account was moved or deleted by someone else; "
+            "nothing was deleted.",
+        )
+    except DirectoryError as exc:
+        return _revert_outage(request, exc)
+    details = {"action": "delete", "dn": request.onprem_dn, "guid": str(guid)}
+    reverted = svc.store.transition(
+        request.id,
+        from_states,
+        to_state,
+        audit=AuditNote(E.REVERTED, actor, details),
+        decided_by=actor,
+        decided_at=svc.clock(),
+    )
+    if reverted is None:
+        current = svc.store.get_request(request.id)
+        state = current.state if current else "gone"
+        svc.store.append_audit(
+            E.REVERTED,
+            request_id=request.id,
+            actor=actor,
+            details={**details, "note": f"the request was already {state}"},
+        )
+        return Result(
+            Outcome.REVERTED,
+            request=current,
+            message=f"The created AD account was deleted, but the request had meanwhile become "
+            f"{state}.",
+        )
+    return Result(
+        Outcome.REVERTED, request=reverted, message="Reverted: the created AD account was deleted."
+    )
+
+
 def _bound_now(svc: RequestServices, request: MatchRequest) -> bool:
     """Whether Entra ID shows the cloud user bound to the AD user now (asked live)."""
     user = svc.dirs.cloud.get_user(request.cloud_user_id)
@@ -658,7 +823,10 @@ def _bound_now(svc: RequestServices, request: MatchRequest) -> bool:
 
 def _refuse_bound_revert(svc: RequestServices, request: MatchRequest, actor: str) -> Result:
     why = (
-        "Entra ID has already bound the cloud user to the AD user, so restoring the old AD "
+        "Entra ID has already bound the cloud user to the AD account the bot created, so "
+        "deleting it would delete the cloud user with it; nothing was changed."
+        if request.plan.creates
+        else "Entra ID has already bound the cloud user to the AD user, so restoring the old AD "
         "values would not undo the match; nothing was changed."
     )
     svc.store.append_audit(
@@ -743,6 +911,7 @@ def submit_request(
         requester_name=requester_name,
         reason=reason,
         requester_channel=requester_id,
+        create=dn is None,
     )
     if result.outcome is not Outcome.REQUESTED or result.request is None:
         return result

@@ -18,6 +18,7 @@ from bot.domain import MatchRequest
 from bot.models import CloudUser, OnPremUser
 from bot.ports import ChangePlan
 from bot.rules.checks import Report, Verdict
+from bot.rules.engine import PASSWORD_CONSEQUENCE
 from bot.rules.requests import RequestState
 from bot.slack_views.ids import (
     MAX_REASON_LENGTH,
@@ -202,8 +203,18 @@ def _report_body(report: Report) -> list[Block]:
         check_lines.append(line)
     blocks += [_section(text) for text in _chunks(check_lines)]
     eligible = report.verdict is Verdict.ELIGIBLE
-    blocks += plan_blocks(report.plan, "Planned change" if eligible else "Change it would make")
+    if report.plan is not None and report.plan.creates:
+        heading = "AD account to create"
+    else:
+        heading = "Planned change" if eligible else "Change it would make"
+    blocks += plan_blocks(report.plan, heading)
     return blocks
+
+
+def _offers_creation(report: Report) -> bool:
+    return (
+        report.verdict is Verdict.NEEDS_ACCOUNT and report.plan is not None and report.plan.creates
+    )
 
 
 def fit(body: Sequence[Block], actions: Sequence[Block], limit: int) -> list[Block]:
@@ -229,6 +240,12 @@ def report_blocks(report: Report, *, request_check: int | None = None) -> list[B
             "Request approval", ActionId.REQUEST_APPROVAL, str(request_check), "primary"
         )
         actions.append({"type": "actions", "elements": [button]})
+    elif request_check is not None and _offers_creation(report):
+        # KB step 2: the same button and reason modal; the recorded check says "create".
+        button = _button(
+            "Request account creation", ActionId.REQUEST_APPROVAL, str(request_check), "primary"
+        )
+        actions.append({"type": "actions", "elements": [button]})
     return fit([header, *_report_body(report)], actions, MESSAGE_BLOCK_LIMIT)
 
 
@@ -251,16 +268,25 @@ def request_status_blocks(request: MatchRequest) -> list[Block]:
 def approval_blocks(request: MatchRequest) -> list[Block]:
     """The message in the approvers' channel: the request, its report, its state, its buttons."""
     reason = f"\n*Reason:* {_escape(request.reason)}" if request.reason else ""
-    blocks: list[Block] = [
-        _section(
+    if request.plan.creates:
+        ask = (
+            f":new: <@{request.requester_id}> asks to *create a new AD account* "
+            f"`{_escape(request.onprem_dn)}` for `{_escape(request.target_address)}` (KB 2641663 "
+            "step 2), then SMTP-match it. Approving creates the account, enabled.\n"
+            f"*Password:* {_escape(PASSWORD_CONSEQUENCE)}"
+        )
+    else:
+        ask = (
             f":envelope: <@{request.requester_id}> asks to SMTP-match "
-            f"`{_escape(request.target_address)}` to `{_escape(request.onprem_dn)}`.{reason}\n"
-            f"Request `{request.id}` · expires {_when(request.expires_at)}"
-        ),
+            f"`{_escape(request.target_address)}` to `{_escape(request.onprem_dn)}`."
+        )
+    blocks: list[Block] = [
+        _section(f"{ask}{reason}\nRequest `{request.id}` · expires {_when(request.expires_at)}"),
         *request_status_blocks(request),
     ]
     if request.applied:
-        blocks += plan_blocks(request.applied, "Written (before → after)")
+        written = "Created" if request.applied.creates else "Written (before → after)"
+        blocks += plan_blocks(request.applied, written)
     blocks += _report_body(request.report)
     actions: list[Block] = []
     if request.state is RequestState.PENDING:
@@ -286,14 +312,16 @@ def approval_blocks(request: MatchRequest) -> list[Block]:
 
 def approval_text(request: MatchRequest) -> str:
     """The notification text of the approval message."""
-    return f"SMTP match request {request.id} for {request.target_address}: {request.state}"
+    kind = "AD account creation" if request.plan.creates else "SMTP match"
+    return f"{kind} request {request.id} for {request.target_address}: {request.state}"
 
 
 def notify_blocks(request: MatchRequest, status: str) -> list[Block]:
     """The one message per request in the team's channel (details go in its thread)."""
     return [
         _section(
-            f"*SMTP match* `{request.id}`: `{_escape(request.target_address)}` → "
+            f"*SMTP match{' (new AD account)' if request.plan.creates else ''}* "
+            f"`{request.id}`: `{_escape(request.target_address)}` → "
             f"`{_escape(request.onprem_dn)}`\nRequested by <@{request.requester_id}>"
             + (f", approved by <@{request.decided_by}>" if request.decided_by else "")
             + f"\n{_escape(status)}"
@@ -363,6 +391,12 @@ def _announce(mrkdwn: str, extra: list[Block] | None = None) -> Announcement:
 
 def request_posted_announcement(request: MatchRequest, channel: str | None) -> Announcement:
     """To the requester: the request went to the approvers."""
+    if request.plan.creates:
+        return _announce(
+            f"Your request `{_escape(request.id)}` to create the AD account "
+            f"`{_escape(request.onprem_dn)}` for {_escape(request.target_address)} went to "
+            f"{channel_link(channel)} for approval. {_escape(PASSWORD_CONSEQUENCE)}"
+        )
     return _announce(
         f"Your request `{_escape(request.id)}` to match {_escape(request.target_address)} went "
         f"to {channel_link(channel)} for approval."
@@ -370,7 +404,14 @@ def request_posted_announcement(request: MatchRequest, channel: str | None) -> A
 
 
 def applied_announcement(request: MatchRequest) -> Announcement:
-    """To the requester: approved and written."""
+    """To the requester: approved and written (or, KB step 2, the account created)."""
+    if request.applied is not None and request.applied.creates:
+        return _announce(
+            f"Your request `{_escape(request.id)}` was approved by {mention(request.decided_by)}: "
+            f"the AD account `{_escape(request.onprem_dn)}` was created, enabled. Directory sync "
+            f"will now bind {_escape(request.target_address)}. {_escape(PASSWORD_CONSEQUENCE)}",
+            plan_blocks(request.applied, "Created"),
+        )
     return _announce(
         f"Your SMTP match `{_escape(request.id)}` was approved by {mention(request.decided_by)} "
         f"and written to AD. Directory sync will now bind {_escape(request.target_address)}.",
@@ -387,7 +428,14 @@ def rejected_announcement(request: MatchRequest) -> Announcement:
 
 
 def reverted_announcement(request: MatchRequest) -> Announcement:
-    """To the requester and the team's thread: the old AD values are back."""
+    """To the requester and the team's thread: the old AD values are back (or the account
+    the bot created is deleted)."""
+    if request.applied is not None and request.applied.creates:
+        return _announce(
+            f"SMTP match `{_escape(request.id)}` for {_escape(request.target_address)} was "
+            f"reverted by {mention(request.decided_by)}: the AD account "
+            f"`{_escape(request.onprem_dn)}` the bot created was deleted."
+        )
     restored = request.applied.inverse() if request.applied else None
     return _announce(
         f"SMTP match `{_escape(request.id)}` for {_escape(request.target_address)} was reverted "
@@ -421,14 +469,18 @@ def help_blocks() -> list[Block]:
             "DN)\n• `/smtpmatch help`: this text\n"
             "When the verdict is *eligible*, press *Request approval*; an approver (not you) "
             "decides, the bot re-checks everything, writes `mail` and `proxyAddresses`, and "
-            "tells you when directory sync has matched the accounts."
+            "tells you when directory sync has matched the accounts. When no AD account exists "
+            "(*needs account*), *Request account creation* asks an approver to let the bot "
+            "create it, then match it the same way."
         )
     ]
 
 
 def _request_line(request: MatchRequest) -> str:
+    new = " (new AD account)" if request.plan.creates else ""
     return (
-        f"• `{request.id}` {_escape(request.target_address)} → {_escape(request.onprem_dn)}\n"
+        f"• `{request.id}` {_escape(request.target_address)} → {_escape(request.onprem_dn)}"
+        f"{new}\n"
         f"   {_STATE_TEXT[request.state]} · requested by <@{request.requester_id}> "
         f"{_when(request.created_at)}"
     )

@@ -122,9 +122,9 @@ def test_dora_s_soft_deleted_duplicate_is_named_with_the_remedy(capsys) -> None:
     assert "Hard-delete" in check["remediation"]
 
 
-def test_nora_needs_an_account_and_creation_is_not_offered_yet(capsys) -> None:
+def test_nora_needs_an_account_and_the_demo_offers_its_creation(capsys) -> None:
     _, report = run_json(capsys, "nora.new@contoso.com")
-    assert report["plan"] is None
+    assert report["plan"]["action"] == "create"  # the demo sets SMTPMATCH_CREATE_OU (issue 11)
     assert "SMTPMATCH_CREATE_OU" in report["summary"]
 
 
