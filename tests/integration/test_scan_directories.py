@@ -65,8 +65,8 @@ def seed_mixed_tenant(ad: AdSandbox, graph: GraphEmulator, samba_dc: SambaDC) ->
     expected[shared_id] = Verdict.ELIGIBLE
 
     # blocked: no mailbox; an active admin role; a role through a role-assignable group;
-    # (an eligible role and a disabled AD account only warn); outside the sync scope; a protected AD group (nested); a
-    # contact holding the address in AD; a cloud group holding it
+    # outside the sync scope; a protected AD group (nested); a contact holding the address in
+    # AD; a cloud group holding it. An eligible role and a disabled AD account only warn.
     address, nobox_id = cloud("nobox", has_mailbox=False, display_name="No Box")
     ad.add_user(ad.sam("nobox"), upn=address, ou=scope, display_name="No Box")
     expected[nobox_id] = Verdict.BLOCKED
