@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from bot.rules.checks import Verdict
@@ -111,4 +112,43 @@ class ScanResult:
         }
 
 
-__all__ = ["ScanItem", "ScanResult"]
+class ScanState(StrEnum):
+    """Where a stored scan is."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredScan:
+    """A scan as the store keeps it (its items are read separately: there may be many).
+
+    Args:
+        summary: ``{"generated", "totals", "remedies"}`` once done; ``{"error"}`` if failed.
+        slack_channel: where its progress message is, when started from Slack.
+    """
+
+    id: str
+    state: ScanState
+    started_at: datetime
+    requested_by: str | None = None
+    finished_at: datetime | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    slack_channel: str | None = None
+    slack_ts: str | None = None
+
+    def result(self, items: tuple[ScanItem, ...]) -> ScanResult:
+        """The finished scan with its items, as :func:`bot.services.scan.run_scan` returned."""
+        totals = self.summary.get("totals") or {}
+        generated = self.summary.get("generated")
+        return ScanResult(
+            generated=datetime.fromisoformat(generated) if generated else self.started_at,
+            cloud_users=int(totals.get("cloud_users") or 0),
+            items=items,
+            remedies=dict(self.summary.get("remedies") or {}),
+            scan_id=self.id,
+        )
+
+
+__all__ = ["ScanItem", "ScanResult", "ScanState", "StoredScan"]
