@@ -1,4 +1,4 @@
-"""The ``smtpmatch`` command line: ``check``, ``serve`` and ``audit``.
+"""The ``smtpmatch`` command line: ``check``, ``scan``, ``serve`` and ``audit``.
 
 Exit codes (stable, DESIGN.md): 0 a report was produced (whatever the verdict), 2 bad usage or
 configuration (including credentials or rights a directory refused), 3 a directory could not be
@@ -22,6 +22,7 @@ from bot.errors import (
 )
 from bot.rules.address import parse_address
 from bot.rules.codec import report_to_dict
+from bot.scan_cli import add_scan_parser, run_scan_command
 from bot.services.check import check_match, parse_onprem_id
 from bot.settings import load_settings
 from bot.terminal import render_report
@@ -53,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=3000, help="HTTP port (default 3000)")
     serve.add_argument("--demo", action="store_true", help="use the embedded sample directories")
 
+    add_scan_parser(sub)
+
     audit = sub.add_parser("audit", help="export the audit trail")
     audit.add_argument("--since", metavar="DATE", help="only events at or after DATE (ISO 8601)")
     audit.add_argument("--format", choices=("json", "csv"), default="json")
@@ -82,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check":
             return _run_check(args)
+        if args.command == "scan":
+            return run_scan_command(args)
         if args.command == "serve":
             from bot.server import serve
 

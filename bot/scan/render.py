@@ -81,11 +81,9 @@ def render_table(result: ScanResult, width: int = 100) -> str:
         lines.append(_cut(f"  {check:28} {count:7}", width))
         remedy = result.remedies.get(check)
         if remedy:
-            wrapped = textwrap.wrap(remedy, width - 12) or [""]
-            lines += [
-                f"{'':10}{'Remedy: ' if i == 0 else '':8}{part}"[:width]
-                for i, part in enumerate(wrapped[:3])
-            ]
+            wrapped = textwrap.wrap(remedy, width - 18) or [""]
+            for index, part in enumerate(wrapped[:3]):
+                lines.append(f"{'':10}{'Remedy: ' if index == 0 else '':8}{part}")
     lines += ["", "Items:"]
     rest = width - 16 - 2 - 4
     address_w = max(20, rest * 2 // 5)
