@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -22,7 +22,7 @@ from bot.rules.checks import Report, Status
 from bot.rules.codec import report_to_dict
 from bot.rules.engine import Policy, choose_target
 from bot.scan.indexes import InlineExecutor
-from bot.scan.model import ScanItem, ScanResult
+from bot.scan.model import ScanItem, ScanResult, StoredScan
 from bot.services.check import Directories, check_match
 
 log = logging.getLogger(__name__)
@@ -151,11 +151,85 @@ def run_scan(
     )
 
 
+# -- the scan as a bot use case (Slack) ------------------------------------------------------
+
+
+class ScanStore(Protocol):
+    """Where scans are kept (the SQL adapter is :class:`bot.store.Store`)."""
+
+    def start_scan(self, requested_by: str | None) -> tuple[StoredScan, bool]:
+        """A new running scan, or ``(the running one, False)``: one at a time."""
+        ...
+
+    def set_scan_message(self, scan_id: str, channel: str, ts: str) -> None:
+        """Where the scan's progress message is."""
+        ...
+
+    def finish_scan(self, scan_id: str, result: ScanResult) -> StoredScan:
+        """Keep the items and the summary; the scan is done."""
+        ...
+
+    def fail_scan(self, scan_id: str, error: str) -> None:
+        """The scan failed; nothing of it is kept but the reason."""
+        ...
+
+    def get_scan(self, scan_id: str) -> StoredScan | None:
+        """One scan."""
+        ...
+
+    def latest_scans(self, limit: int = 2) -> list[StoredScan]:
+        """Finished scans, newest first."""
+        ...
+
+
+@dataclass
+class ScanServices:
+    """What the scan use case needs: the directories (for the policy and the bulk reader)
+    and the store."""
+
+    dirs: Directories
+    store: ScanStore
+    source: Callable[[], ScanSource]
+
+
+def begin_scan(svc: ScanServices, requested_by: str) -> tuple[StoredScan, bool]:
+    """Record a scan as running unless one runs already (then that one is returned)."""
+    return svc.store.start_scan(requested_by)
+
+
+def complete_scan(
+    svc: ScanServices, scan_id: str, progress: Progress | None = None
+) -> tuple[StoredScan, ScanResult]:
+    """Run a begun scan and store its items and summary.
+
+    Raises:
+        DirectoryError: a directory could not be read; the scan is marked failed.
+    """
+    try:
+        result = run_scan(svc.source(), svc.dirs.policy, progress=progress)
+    except Exception as exc:
+        svc.store.fail_scan(scan_id, str(exc))
+        raise
+    stored = svc.store.finish_scan(scan_id, result)
+    return stored, replace(result, scan_id=scan_id)
+
+
+def latest_scan(svc: ScanServices) -> StoredScan | None:
+    """The newest finished scan, if any."""
+    latest = svc.store.latest_scans(1)
+    return latest[0] if latest else None
+
+
 __all__ = [
     "Progress",
+    "ScanServices",
     "ScanSource",
+    "ScanStore",
     "Snapshot",
+    "begin_scan",
     "candidate_address",
+    "complete_scan",
     "is_candidate",
+    "latest_scan",
     "run_scan",
 ]
