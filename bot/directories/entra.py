@@ -19,6 +19,7 @@ from typing import Any
 
 from bot.directories.graph import (
     DIRECTORY,
+    MAX_BATCH_REQUESTS,
     GraphClient,
     GraphNotFound,
     GraphRequest,
@@ -781,8 +782,14 @@ class EntraDirectory:
     def mailboxes(self, user_ids: Sequence[str]) -> dict[str, bool | Unknown]:
         """Whether each user has an Exchange Online mailbox, asked as :meth:`has_mailbox` does
         (``mailboxSettings``), 20 users per ``$batch``."""
-        answers = self.client.batch([_mailbox_request(u) for u in user_ids])
-        return {u: self._mailbox_answer(a) for u, a in zip(user_ids, answers, strict=True)}
+        found: dict[str, bool | Unknown] = {}
+        # One $batch per 20 users, each with its own retry budget: under throttling the
+        # whole set would otherwise share one budget of attempts.
+        for start in range(0, len(user_ids), MAX_BATCH_REQUESTS):
+            chunk = list(user_ids[start : start + MAX_BATCH_REQUESTS])
+            answers = self.client.batch([_mailbox_request(u) for u in chunk])
+            found.update((u, self._mailbox_answer(a)) for u, a in zip(chunk, answers, strict=True))
+        return found
 
     # -- tenant -----------------------------------------------------------------------
 
