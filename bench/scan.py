@@ -103,7 +103,7 @@ def seed(dc: SambaDC, graph: GraphEmulator, users: int, rng: random.Random) -> P
         )
 
     kinds = (
-        ["eligible"] * 560
+        ["eligible"] * 470
         + ["eligible_disabled_ad"] * 20
         + ["eligible_unlicensed"] * 20
         + ["no_mailbox"] * 60

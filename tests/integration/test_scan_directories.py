@@ -5,6 +5,7 @@ the bulk read costs a handful of Graph requests; throttling and unreachable dire
 from __future__ import annotations
 
 import base64
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -295,3 +296,33 @@ def test_an_unreachable_directory_fails_the_scan_with_nothing_judged(
     finally:
         dead.close()
     assert stages == ["read"]
+
+
+def test_through_a_graph_like_throttle_the_scan_waits_out_every_429_and_gets_the_same_result(
+    ad: AdSandbox,
+    graph: GraphEmulator,
+    samba_dc: SambaDC,
+    graph_settings: Settings,
+    directories: tuple[ActiveDirectory, EntraDirectory],
+) -> None:
+    tenant = seed_mixed_tenant(ad, graph, samba_dc)
+    onprem, cloud = directories
+    calm = run_scan(LiveScanSource(onprem, cloud), tenant.policy)
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    patient = EntraDirectory.from_settings(graph_settings, ca_file=graph.ca_file, sleep=sleep)
+    graph.state.knobs.throttle_rate, graph.state.knobs.throttle_burst = 10.0, 4
+    graph.state.requests.clear()
+    try:
+        throttled = run_scan(LiveScanSource(onprem, patient), tenant.policy)
+    finally:
+        patient.close()
+        graph.state.knobs.throttle_rate = None
+
+    answers = [r for r in graph.state.requests if r.status == 429]
+    assert answers and waits and all(w >= 1 for w in waits)
+    assert [i.to_dict() for i in throttled.items] == [i.to_dict() for i in calm.items]
