@@ -172,7 +172,8 @@ def busy_phase(
         f"{sum(1 for a in command_acks if a > 3)}"
     )
     print(
-        f"  approval requests posted: {len(slack.messages(APPROVALS))}/{submissions}; "
+        f"  approval requests posted: {len(slack.messages(APPROVALS))} (one open request per "
+        f"address: other submitters are told which one is open); "
         f"outcomes delivered: {delivered()}/{submissions} in {total:.1f} s"
     )
     ok = (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +23,8 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 from bot.domain import MatchRequest
 from bot.errors import ConfigurationError
+from bot.log_format import reference_middleware
+from bot.metrics import instrument_directories, instrument_executor, instrument_store
 from bot.rules.engine import Policy
 from bot.services.check import Directories
 from bot.services.requests import RequestServices, expire_and_show, recover_stuck_approvals
@@ -253,6 +256,8 @@ def build_bot(
         log.warning("SMTPMATCH_APPROVAL_CHANNEL is not set: reports will offer no approval")
     dirs = directories or build_directories(settings, demo=demo)
     store = store or open_store(settings)
+    # Metrics: time every directory call, count request states where the database change won.
+    dirs, store = instrument_directories(dirs), instrument_store(store)
     client = build_web_client(settings)
     board = SlackApprovalBoard(client, settings.smtpmatch_approval_channel)
     sync = SyncServices(
@@ -282,7 +287,10 @@ def build_bot(
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         # auth.test at start-up would make start-up depend on Slack being reachable.
         token_verification_enabled=False,
+        # Listeners run in the context that holds the request's log reference id.
+        listener_executor=instrument_executor(ThreadPoolExecutor(max_workers=10), "listener"),
     )
+    app.use(reference_middleware)
     queue = settings.smtpmatch_queue_limit
     context = BotContext(
         services=services,

@@ -51,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--http", action="store_true", help="HTTP mode even if SLACK_APP_TOKEN is set"
     )
-    serve.add_argument("--port", type=int, default=3000, help="HTTP port (default 3000)")
+    serve.add_argument(
+        "--port", type=int, default=None, help="HTTP port (default: SMTPMATCH_PORT, else 3000)"
+    )
     serve.add_argument("--demo", action="store_true", help="use the embedded sample directories")
 
     add_scan_parser(sub)

@@ -177,6 +177,10 @@ class RequestStore(Protocol):
     records, in the same transaction.
     """
 
+    def schema_revision(self) -> str | None:
+        """The database's migration revision (``None`` before the first migration)."""
+        ...
+
     def create_request(
         self,
         *,

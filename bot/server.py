@@ -15,6 +15,9 @@ from starlette.routing import Route
 
 from bot.bootstrap import Bot, build_bot, build_web_client
 from bot.errors import ConfigurationError
+from bot.health import liveness_endpoint, start_readiness
+from bot.log_format import configure_logging
+from bot.metrics import metrics_endpoint
 from bot.settings import load_settings
 
 log = logging.getLogger("smtpmatch")
@@ -26,8 +29,7 @@ def build_http_app(bot: Bot) -> Starlette:
     """``POST /slack/events`` (commands, interactivity, events) and ``GET /healthz``.
 
     Bolt's dispatch is synchronous and waits for the listener's ``ack()``; it runs in a worker
-    thread so that it never holds up the event loop. Listeners ack before any I/O and hand
-    slow work to the bot's own executors, so a dispatch takes milliseconds.
+    thread so that one slow listener never holds up the event loop (and other acks).
     """
     from slack_bolt.request import BoltRequest
 
@@ -45,21 +47,27 @@ def build_http_app(bot: Bot) -> Starlette:
             headers={k: v[0] for k, v in bolt_response.headers.items()},
         )
 
-    async def healthz(_: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
+    # Operations hook: readiness (schema current, directories answered once) and metrics.
+    readiness = start_readiness(bot.services.store, bot.services.dirs, bot.stop_event)
     return Starlette(
         routes=[
             Route("/slack/events", events, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
+            Route("/healthz", readiness.endpoint, methods=["GET"]),
+            Route("/healthz/live", liveness_endpoint, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
         ]
     )
 
 
-def serve(*, http: bool, port: int, demo: bool) -> int:
-    """Run the bot until interrupted. Socket Mode when SLACK_APP_TOKEN is set and not --http."""
-    logging.getLogger().setLevel(logging.INFO)
+def serve(*, http: bool, port: int | None, demo: bool) -> int:
+    """Run the bot until interrupted. Socket Mode when SLACK_APP_TOKEN is set and not --http.
+
+    The port is ``--port`` when given, else ``SMTPMATCH_PORT`` (which the container's
+    healthcheck reads too).
+    """
     settings = load_settings()
+    configure_logging(settings.smtpmatch_log_format)  # operations hook: SMTPMATCH_LOG_FORMAT
+    port = port if port is not None else settings.smtpmatch_port
     bot = build_bot(settings, demo=demo)
     bot.start_background()
     try:
@@ -80,7 +88,13 @@ def serve(*, http: bool, port: int, demo: bool) -> int:
             import uvicorn
 
             log.info("smtpmatch serving HTTP on port %d%s", port, " (demo)" if demo else "")
-            uvicorn.run(build_http_app(bot), host="0.0.0.0", port=port, log_level="warning")  # noqa: S104
+            uvicorn.run(
+                build_http_app(bot),
+                host="0.0.0.0",  # noqa: S104
+                port=port,
+                log_level="warning",
+                log_config=None,  # uvicorn's lines go through our handlers (and JSON format)
+            )
     finally:
         bot.stop()
     return 0

@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     smtpmatch_cloud_sync_job_id: str | None = None
     smtpmatch_cloud_sync_rule_id: str | None = None
 
+    # Operations (one port for the server and the container healthcheck; log line format)
+    smtpmatch_port: int = Field(default=3000, ge=1, le=65535)
+    smtpmatch_log_format: str = Field(default="text", pattern="^(text|json)$")
+
     @field_validator("smtpmatch_approvers", "ldap_url", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
@@ -171,13 +175,13 @@ class Settings(BaseSettings):
 
     # Slack surface: the bot's own bounded executors and the per-user rate limit (issue 9).
     #: Threads that run reports (directory lookups) after a slash command is acked.
-    smtpmatch_check_workers: int = Field(default=8, ge=1, le=256)
+    smtpmatch_check_workers: int = Field(default=32, ge=1, le=256)
     #: Threads that run decisions: request submissions, approvals (re-check, write), reverts.
     smtpmatch_decision_workers: int = Field(default=8, ge=1, le=256)
     #: Threads for quick Slack and database work: opening modals, App Home, notices.
     smtpmatch_quick_workers: int = Field(default=4, ge=1, le=256)
     #: Work items that may wait for a thread in each executor; beyond it users are told "busy".
-    smtpmatch_queue_limit: int = Field(default=64, ge=0, le=10_000)
+    smtpmatch_queue_limit: int = Field(default=200, ge=0, le=10_000)
     #: `/smtpmatch` checks one user may run per minute (0 = unlimited).
     smtpmatch_checks_per_minute: int = Field(default=10, ge=0)
 

@@ -14,8 +14,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import ParamSpec
+
+from bot.metrics import instrument_executor, record_busy_refusal
 
 log = logging.getLogger("smtpmatch.workers")
 
@@ -64,7 +66,11 @@ class WorkPool:
     def __init__(self, name: str, workers: int, queue_limit: int) -> None:
         self.name = name
         self.capacity = workers + queue_limit
-        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+        # Instrumented: reports its queue depth, and runs each task in its submitter's context
+        # (so the log reference id of the Slack request follows the work).
+        self.executor: Executor = instrument_executor(
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name), name
+        )
         self._lock = threading.Lock()
         self._taken = 0
         self._closed = False
@@ -73,6 +79,7 @@ class WorkPool:
         """A place for one task, or ``None`` when the pool is full (or shut down)."""
         with self._lock:
             if self._closed or self._taken >= self.capacity:
+                record_busy_refusal(self.name)
                 return None
             self._taken += 1
         return Slot(self)

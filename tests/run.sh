@@ -19,16 +19,14 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     "${need_apt[@]}" >/dev/null
 fi
 
-PY=python3
-# A Debian system Python refuses pip installs (PEP 668): use a virtualenv there.
-if $PY -c 'import os, sys, sysconfig; sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")) else 1)'; then
-  if ! $PY -m venv --help >/dev/null 2>&1 || ! $PY -c 'import ensurepip' 2>/dev/null; then
-    ${SUDO:-} apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive ${SUDO:-} apt-get install -y -qq python3-venv >/dev/null
-  fi
-  [ -x .venv/bin/python ] || $PY -m venv .venv
-  PY=.venv/bin/python
+# Always a virtualenv of our own: a machine's global site-packages may hold another checkout's
+# editable install, which subprocess tests (`python -m bot.cli` from a temp folder) would import.
+if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+  ${SUDO:-} apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive ${SUDO:-} apt-get install -y -qq python3-venv >/dev/null
 fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+PY=.venv/bin/python
 $PY -m pip install -q --disable-pip-version-check -e '.[dev]'
 
 echo "== ruff"; $PY -m ruff check . && $PY -m ruff format --check .

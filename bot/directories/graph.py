@@ -38,6 +38,7 @@ from bot.errors import (
     NotFound,
     PermissionMissing,
 )
+from bot.metrics import record_graph_throttled
 
 log = logging.getLogger(__name__)
 
@@ -498,6 +499,8 @@ class GraphClient:
                 (time.monotonic() - started) * 1000,
             )
             response = self._to_response(raw, request)
+            if raw.status_code == 429:
+                record_graph_throttled()
             if raw.status_code == 401:
                 if reauthenticated:
                     raise AuthenticationFailed(
@@ -638,6 +641,8 @@ class GraphClient:
                         str(k).lower(): str(v) for k, v in (answer.get("headers") or {}).items()
                     }
                     status = int(answer["status"])
+                    if status == 429:
+                        record_graph_throttled()
                     if status in RETRYABLE_STATUSES and attempt < self._retry.max_attempts:
                         again.append(index)
                         delay = max(delay, self._retry_after(headers, attempt))

@@ -17,6 +17,8 @@ from enum import StrEnum
 
 from bot.domain import AuditEventName, AuditNote, MatchRequest, OpenRequestExists
 from bot.errors import ConcurrentModification, DirectoryError, DirectoryUnavailable
+from bot.log_format import current_reference
+from bot.metrics import record_check
 from bot.ports import ApprovalBoard, ChangePlan, RequestStore, TeamDirectory
 from bot.rules.checks import Report, Verdict
 from bot.rules.codec import plan_to_dict
@@ -105,8 +107,8 @@ class Result:
 
 
 def new_reference() -> str:
-    """A short id that ties a user-facing error to its log line."""
-    return uuid.uuid4().hex[:8].upper()
+    """A short id that ties a user-facing error to its log lines (the request's own, if any)."""
+    return current_reference() or uuid.uuid4().hex[:8].upper()
 
 
 #: How long the "Request approval" button of a report stays usable.
@@ -123,6 +125,7 @@ def check_for(
         approval" button carries.
     """
     report = check_match(svc.dirs, address, onprem_id)
+    record_check(report.verdict)
     event = svc.store.append_audit(
         E.CHECKED,
         actor=actor,
@@ -741,7 +744,7 @@ def submit_request(
         reason=reason,
         requester_channel=requester_id,
     )
-    if result.request is None:
+    if result.outcome is not Outcome.REQUESTED or result.request is None:
         return result
     posted = svc.board.post(result.request)
     if posted is None:

@@ -16,7 +16,7 @@ from tests.e2e.conftest import (
     BotWorld,
     report_text,
 )
-from tests.support.slack_fake import find_action
+from tests.support.slack_fake import find_action, rendered_text
 
 
 def ad_values(world: BotWorld, dn: str) -> tuple[list[str], list[str]]:
@@ -372,3 +372,25 @@ def test_slow_approvals_never_hold_up_a_check_and_a_full_bot_says_busy_losing_no
             events = [e.event for e in store.list_audit(request_id=request_id)]
             assert events.count("applied") == 1 and events.count("approved") == 1
             assert ad_values(world, person.dn) == ([person.address], [f"SMTP:{person.address}"])
+
+
+def test_the_requesters_direct_messages_show_people_not_markup(world: BotWorld) -> None:
+    jane = world.seed("jane")
+    with world.running() as slack:
+        message = slack.request_approval(slack.check(jane.address))
+        slack.press(message, ActionId.APPROVE, APPROVER)
+        wait_until(
+            lambda: any(
+                "approved by" in m.text
+                for m in world.slack.messages(world.slack.dm_channel(REQUESTER))
+            ),
+            timeout=30,
+        )
+    shown = [
+        rendered_text(m.blocks) for m in world.slack.messages(world.slack.dm_channel(REQUESTER))
+    ]
+    approved = next(s for s in shown if "approved by" in s)
+    assert f"approved by @{APPROVER}" in approved
+    posted = next(s for s in shown if "for approval" in s)
+    assert f"went to #{APPROVAL_CHANNEL} for approval" in posted
+    assert not any("<@" in s or "<#" in s or "&lt;" in s for s in shown)

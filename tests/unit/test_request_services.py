@@ -326,8 +326,23 @@ def test_a_second_request_for_an_open_address_creates_nothing_and_names_the_firs
     assert [r.id for r in svc.store.list_requests()] == [first.id]
 
 
-def test_a_replayed_submission_of_one_check_creates_one_request(world) -> None:
+class Board:
+    """Approvers' channel stand-in: keeps what was posted."""
+
+    def __init__(self) -> None:
+        self.posted: list[str] = []
+
+    def post(self, request):
+        self.posted.append(request.id)
+        return "C0APPROVALS", f"1.{len(self.posted)}"
+
+    def show(self, request) -> None:
+        pass
+
+
+def test_a_replayed_submission_of_one_check_creates_and_posts_one_request(world) -> None:
     svc, _, _ = world
+    svc.board = board = Board()
     _, check_id = check_for(svc, "jane@contoso.com", None, REQUESTER)
     outcomes = [
         submit_request(
@@ -341,6 +356,7 @@ def test_a_replayed_submission_of_one_check_creates_one_request(world) -> None:
     ]
     assert outcomes == [Outcome.REQUESTED, Outcome.ALREADY_OPEN]
     assert len(svc.store.list_requests()) == 1
+    assert board.posted == [svc.store.list_requests()[0].id]
 
 
 def test_a_decided_request_does_not_block_a_new_one(world) -> None:

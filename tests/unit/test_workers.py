@@ -71,3 +71,21 @@ def test_the_rate_limit_allows_n_a_minute_per_user_and_says_how_long_to_wait() -
 def test_a_zero_rate_limit_means_unlimited() -> None:
     limit = RateLimit(0)
     assert all(limit.allow("U1") is None for _ in range(100))
+
+
+def test_a_refusal_and_the_waiting_work_show_in_the_pool_metrics() -> None:
+    from bot.metrics import sample
+
+    pool = WorkPool("metered", workers=1, queue_limit=1)
+    release = threading.Event()
+    refused_before = sample("smtpmatch_busy_refusals_total", {"pool": "metered"})
+    try:
+        assert pool.submit(release.wait, 5)
+        assert pool.submit(lambda: None)
+        assert pool.reserve() is None
+
+        assert sample("smtpmatch_busy_refusals_total", {"pool": "metered"}) == refused_before + 1
+        assert sample("smtpmatch_executor_queue_depth", {"pool": "metered"}) == 1
+    finally:
+        release.set()
+        pool.shutdown()
