@@ -16,6 +16,7 @@ from bot.rules.checks import Status, Verdict
 from bot.scan.model import ScanItem, ScanResult, ScanState
 from bot.scan.render import changes_between, render_changes, render_table
 from bot.scan.sources import DemoScanSource
+from bot.scan_cli import ProgressBar
 from bot.services.check import Directories, check_match
 from bot.services.scan import candidate_address, is_candidate, run_scan
 from bot.store.repository import Store
@@ -196,3 +197,26 @@ def test_a_scan_left_running_by_a_dead_process_does_not_block_the_next(tmp_path:
     dead = store.get_scan(stuck.id)
     assert dead is not None and dead.state is ScanState.FAILED
     store.close()
+
+
+class Terminal(io.StringIO):
+    """A stderr that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_bar_draws_on_a_terminal_and_stays_quiet_when_piped() -> None:
+    terminal, pipe = Terminal(), io.StringIO()
+    for stream in (terminal, pipe):
+        bar = ProgressBar(stream)
+        bar("read", 0, 0)
+        for done in range(1, 201):
+            bar("judge", done, 200)
+        bar.close()
+
+    assert pipe.getvalue() == ""
+    drawn = terminal.getvalue()
+    assert "reading both directories" in drawn
+    assert drawn.count("\r") <= 1 + 101  # at most one redraw per percent
+    assert "200/200 users" in drawn.rsplit("\r", 1)[-1]
