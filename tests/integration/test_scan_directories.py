@@ -106,6 +106,20 @@ def seed_mixed_tenant(ad: AdSandbox, graph: GraphEmulator, samba_dc: SambaDC) ->
     state.add_group("Sales", mail=address, proxy_addresses=[f"SMTP:{address}"])
     expected[uid] = Verdict.BLOCKED
 
+    # duplicates in the cloud: another member holds the address as an alias; a guest holds
+    # another member's address as its mail
+    address, uid = cloud("dupa", display_name="Dup A")
+    ad.add_user(ad.sam("dupa"), upn=address, ou=scope, display_name="Dup A")
+    expected[uid] = Verdict.BLOCKED
+    _, other = cloud("dupb", aliases=(address,), display_name=f"Dup B {ad.tag}")
+    expected[other] = Verdict.NEEDS_ACCOUNT
+    address, uid = cloud("guested", display_name="Gue Sted")
+    ad.add_user(ad.sam("guested"), upn=address, ou=scope, display_name="Gue Sted")
+    expected[uid] = Verdict.BLOCKED
+    guest_twin = state.add_user(
+        f"guested_ext#EXT#{ad.tag}@contoso.onmicrosoft.com", mail=address, user_type="Guest"
+    )
+
     # an earlier failed attempt: a soft-deleted cloud twin carries the AD user's anchor
     address, uid = cloud("ghost", display_name="Gho St")
     ghost_dn = ad.add_user(ad.sam("ghost"), upn=address, ou=scope, display_name="Gho St")
@@ -159,7 +173,7 @@ def seed_mixed_tenant(ad: AdSandbox, graph: GraphEmulator, samba_dc: SambaDC) ->
     return Tenant(
         policy=Policy(sync_scope=(scope,)),
         expected=expected,
-        not_candidates={guest.id, synced.id},
+        not_candidates={guest.id, synced.id, guest_twin.id},
         without_plan={shared_id, nobox_id},
     )
 
