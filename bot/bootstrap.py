@@ -28,6 +28,7 @@ from bot.metrics import instrument_directories, instrument_executor, instrument_
 from bot.rules.engine import Policy
 from bot.services.check import Directories
 from bot.services.requests import RequestServices, expire_and_show, recover_stuck_approvals
+from bot.services.scan import ScanServices
 from bot.services.sync import SyncServices, poll_due_watches, start_watch
 from bot.settings import Settings, SyncTrigger
 from bot.store.repository import Store
@@ -196,6 +197,13 @@ def build_web_client(settings: Settings) -> WebClient:
     return client
 
 
+def build_scan_services(dirs: Directories, store: Store) -> ScanServices:
+    """The whole-tenant scan over the run's directories (their bulk reader) and store."""
+    from bot.scan.sources import scan_source_for
+
+    return ScanServices(dirs=dirs, store=store, source=lambda: scan_source_for(dirs))
+
+
 # -- the bot ----------------------------------------------------------------------------------
 
 
@@ -324,5 +332,6 @@ def build_bot(
         quick=WorkPool("quick", settings.smtpmatch_quick_workers, queue),
         rate_limit=RateLimit(settings.smtpmatch_checks_per_minute),
     )
+    context.scans = build_scan_services(dirs, store)
     register(app, context)
     return Bot(app=app, services=services, sync=sync, settings=settings, context=context)

@@ -1,4 +1,4 @@
-"""The ``smtpmatch`` command line: ``check``, ``serve``, ``try`` and ``audit``.
+"""The ``smtpmatch`` command line: ``check``, ``scan``, ``serve``, ``try`` and ``audit``.
 
 Exit codes (stable, see the README): 0 a report was produced (whatever the verdict), 2 bad usage
 or configuration (including credentials or rights a directory refused), 3 a directory could not
@@ -26,6 +26,7 @@ from bot.errors import (
 )
 from bot.logging_setup import configure_logging
 from bot.rules.address import parse_address
+from bot.scan_cli import add_scan_arguments, run_scan_command
 from bot.settings import Settings, load_settings
 
 EXIT_OK = 0
@@ -151,6 +152,16 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         nargs="?",
         default="jane@contoso.com",
         help="a demo address (default jane@contoso.com; an eligible one goes through approval)",
+    )
+
+    add_scan_arguments(
+        add(
+            "scan",
+            "judge every cloud-only user of the tenant",
+            "Read Entra ID and Active Directory once, in bulk, and judge every cloud-only member "
+            "user by the same rules as `check` (same verdict for the same address). Leads with "
+            "totals by verdict and the checks to fix first.",
+        )
     )
 
     audit = add(
@@ -301,7 +312,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(argv)
     configure_logging(verbose=getattr(args, "verbose", False))
     log.debug("smtpmatch %s, command %s, Python %s", __version__, args.command, sys.version)
-    runners = {"check": _run_check, "serve": _run_serve, "try": _run_try, "audit": _run_audit}
+    runners = {
+        "check": _run_check,
+        "scan": run_scan_command,
+        "serve": _run_serve,
+        "try": _run_try,
+        "audit": _run_audit,
+    }
     try:
         return runners[args.command](args)
     except (InvalidInput, ConfigurationError, AuthenticationFailed) as exc:

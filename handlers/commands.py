@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from slack_bolt import Ack, Respond
+from slack_sdk import WebClient
 
 from bot.errors import InvalidInput
 from bot.rules.address import parse_address
@@ -15,6 +16,7 @@ from bot.services.requests import check_for
 from bot.slack_views.blocks import Block, help_blocks, report_blocks
 from handlers.context import BUSY, BotContext, run_telling_faults
 from handlers.payloads import parse_command as parse_command_payload
+from handlers.scan import handle_scan_command, is_scan_command
 
 MAX_COMMAND_TEXT = 1100
 
@@ -46,7 +48,11 @@ def parse_command(text: str) -> CheckCommand | None:
 
 
 def handle_smtpmatch_command(
-    ack: Ack, command: Mapping[str, object], respond: Respond, ctx: BotContext
+    ack: Ack,
+    command: Mapping[str, object],
+    respond: Respond,
+    ctx: BotContext,
+    client: WebClient | None = None,
 ) -> None:
     """Ack within Slack's 3 s (nothing slow happens before), then answer with the report.
 
@@ -54,6 +60,9 @@ def handle_smtpmatch_command(
     limit and "busy" when the check executor is full.
     """
     payload = parse_command_payload(command)
+    if client is not None and is_scan_command(payload.text):
+        handle_scan_command(ack, command, respond, client, ctx)
+        return
     try:
         parsed = parse_command(payload.text)
     except InvalidInput as exc:

@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 
 from bot.errors import DirectoryError, SmtpMatchError
 from bot.services.requests import RequestServices, new_reference
+from bot.services.scan import ScanServices
 from bot.slack_views.blocks import Block, error_blocks
 from bot.workers import RateLimit, WorkPool
 
@@ -48,10 +49,13 @@ class BotContext:
     #: Tells users "busy" when another pool is full; its own queue is long and its work short.
     notices: WorkPool = field(default_factory=lambda: WorkPool("notice", 2, 1000))
     rate_limit: RateLimit = field(default_factory=lambda: RateLimit(10))
+    #: Whole-tenant scans (``None``: not offered), run one at a time on ``scan_pool``.
+    scans: ScanServices | None = None
+    scan_pool: WorkPool = field(default_factory=lambda: WorkPool("scan", 1, 0))
 
     def pools(self) -> tuple[WorkPool, ...]:
         """Every executor, for shutting down."""
-        return (self.checks, self.decisions, self.quick, self.notices)
+        return (self.checks, self.decisions, self.quick, self.notices, self.scan_pool)
 
     def tell_busy(self, reply: Reply) -> None:
         """Tell a user the bot is busy, off the listener thread."""

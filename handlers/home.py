@@ -11,6 +11,7 @@ from bot.services.requests import home_lists
 from bot.slack_views.blocks import home_view
 from handlers.context import BotContext, SlackTeamDirectory
 from handlers.payloads import parse_home_opened
+from handlers.scan import with_latest_scan
 
 log = logging.getLogger("smtpmatch.handlers")
 
@@ -26,6 +27,7 @@ def _publish_home(user: str, client: WebClient, ctx: BotContext) -> None:
     try:
         lists = home_lists(ctx.services, user, SlackTeamDirectory(client))
         view = home_view(lists.own, lists.awaiting, lists.recent, is_approver=lists.is_approver)
+        view = with_latest_scan(view, ctx)
         client.views_publish(user_id=user, view=view)
     except Exception:
         log.exception("could not publish the App Home of %s", user)

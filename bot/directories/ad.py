@@ -798,6 +798,60 @@ class ActiveDirectory:
             holders.extend(_holders_of(dn, raw, address))
         return tuple(holders)
 
+    # -- bulk read (whole-tenant scan) -------------------------------------------------------
+
+    def read_all(self) -> DirectoryContents:
+        """Every user, contact and group, and every object holding an address, in one paged
+        search (plus one over the Global Catalog when ``LDAP_GC_URL`` is set, as
+        :meth:`find_holders` uses it).
+
+        What :meth:`find_users` learns per user from ``tokenGroups`` (protected-group
+        membership) is computed here from the groups' ``member`` values and the users'
+        ``primaryGroupID``, nested groups included, so no per-user search is needed.
+        """
+        schema = self._schema_info()
+        attributes = [*schema.attributes(), "member", "primaryGroupID"]
+        has_target = _TARGET_ADDRESS in schema.optional
+        carriers = "(mail=*)(proxyAddresses=*)(userPrincipalName=*)"
+        carriers += "(targetAddress=*)" if has_target else ""
+        ldap_filter = f"(|(objectClass=user)(objectClass=contact)(objectClass=group){carriers})"
+
+        def search(conn: ldap3.Connection) -> list[tuple[str, Mapping[str, Any]]]:
+            return self._search(conn, schema.base_dn, ldap_filter, attributes)
+
+        entries = self._run(self._pool, search)
+        holders: list[AddressCarrier] = []
+        if self._gc_pool is not None:
+            gc_attributes = ["objectClass", "displayName", "cn", *_HOLDER_ATTRIBUTES]
+            gc_filter = f"(|{carriers})"
+            gc_found = self._run(
+                self._gc_pool, lambda conn: self._search(conn, "", gc_filter, gc_attributes)
+            )
+            holders = _carriers(gc_found)
+        else:
+            holders = _carriers(entries)
+        privileged = _privileged_by_dn(entries)
+        objects: list[OnPremUser] = []
+        people: list[bool] = []
+        named = {"user", "contact", "group"}
+        seen: set[str] = set()
+        for dn, raw in entries:
+            classes = {c.lower() for c in _texts(raw, "objectClass")}
+            if not classes & named or dn.casefold() in seen:
+                continue
+            seen.add(dn.casefold())
+            category = (_text(raw, "objectCategory") or "").casefold()
+            person = "user" in classes and category.startswith("cn=person,")
+            objects.append(_to_user(dn, raw, schema, privileged.get(dn.casefold(), ())))
+            people.append(person)
+        return DirectoryContents(
+            objects=tuple(objects),
+            people=tuple(people),
+            holders=tuple(holders),
+            base_dn=schema.base_dn,
+            excluded=schema.excluded,
+        )
+
     # -- apply ------------------------------------------------------------------------------
 
     def apply(self, plan: ChangePlan) -> ChangePlan:
@@ -941,6 +995,10 @@ class ActiveDirectory:
             )
 
         return self._run(self._pool, read)
+
+    def upn_suffixes(self) -> tuple[tuple[str, ...], str]:
+        """The forest's UPN suffixes and the domain's DNS name (read once by a scan)."""
+        return self._run(self._pool, self._upn_suffixes)
 
     def _upn_suffixes(self, conn: ldap3.Connection) -> tuple[tuple[str, ...], str]:
         root = self._root_dse(conn)
@@ -1206,15 +1264,141 @@ def _holds(attribute: str, value: str, address: str) -> bool:
 
 
 def _holders_of(dn: str, raw: Mapping[str, Any], address: str) -> list[Holder]:
-    kind = object_kind(_texts(raw, "objectClass"))
-    name = _text(raw, "displayName") or _text(raw, "cn") or dn
-    holders: list[Holder] = []
-    for attribute in ("mail", "proxyAddresses", "userPrincipalName", _TARGET_ADDRESS):
-        for value in _texts(raw, attribute):
-            if _holds(attribute, value, address):
-                holders.append(Holder(kind, dn, name, attribute, value))
-                break
-    return holders
+    return _carrier(dn, raw).holders(address)
+
+
+#: The attributes an object holds addresses in, in the order holders are reported.
+_HOLDER_ATTRIBUTES = ("mail", "proxyAddresses", "userPrincipalName", _TARGET_ADDRESS)
+
+
+@dataclass(frozen=True, slots=True)
+class AddressCarrier:
+    """An AD object of any class with the addresses it holds (what a holder search sees)."""
+
+    dn: str
+    kind: ObjectKind
+    name: str
+    #: ``(attribute, values)`` for ``mail``, ``proxyAddresses``, UPN and ``targetAddress``.
+    values: tuple[tuple[str, tuple[str, ...]], ...]
+
+    def holders(self, address: str) -> list[Holder]:
+        """One :class:`Holder` per attribute holding ``address`` (as :meth:`find_holders`)."""
+        found: list[Holder] = []
+        for attribute, values in self.values:
+            for value in values:
+                if _holds(attribute, value, address):
+                    found.append(Holder(self.kind, self.dn, self.name, attribute, value))
+                    break
+        return found
+
+    def keys(self) -> set[str]:
+        """Every address (case-folded) a holder search could find this object by."""
+        keys: set[str] = set()
+        for attribute, values in self.values:
+            for value in values:
+                parsed = ProxyAddress.parse(value)
+                if parsed.is_smtp:
+                    keys.add(parsed.address.casefold())
+                if attribute != "proxyAddresses":
+                    keys.add(value.casefold())
+        return keys
+
+
+def _carrier(dn: str, raw: Mapping[str, Any]) -> AddressCarrier:
+    return AddressCarrier(
+        dn=dn,
+        kind=object_kind(_texts(raw, "objectClass")),
+        name=_text(raw, "displayName") or _text(raw, "cn") or dn,
+        values=tuple((a, _texts(raw, a)) for a in _HOLDER_ATTRIBUTES if _texts(raw, a)),
+    )
+
+
+def _carriers(entries: Sequence[tuple[str, Mapping[str, Any]]]) -> list[AddressCarrier]:
+    seen: set[str] = set()
+    found: list[AddressCarrier] = []
+    for dn, raw in entries:
+        if dn.casefold() in seen:
+            continue
+        seen.add(dn.casefold())
+        carrier = _carrier(dn, raw)
+        if carrier.values:
+            found.append(carrier)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryContents:
+    """What :meth:`ActiveDirectory.read_all` read: the whole domain, once.
+
+    Args:
+        objects: every user, contact and group, as the rules see them (in the server's order).
+        people: per object, whether a ``find_users`` search by address can find it
+            (``objectCategory=person`` and ``objectClass=user``).
+        holders: every object of any class holding an address.
+        base_dn: where the search ran.
+        excluded: the configuration and schema partitions (never found by a named DN).
+    """
+
+    objects: tuple[OnPremUser, ...]
+    people: tuple[bool, ...]
+    holders: tuple[AddressCarrier, ...]
+    base_dn: str
+    excluded: tuple[str, ...] = ()
+
+
+def _privileged_by_dn(
+    entries: Sequence[tuple[str, Mapping[str, Any]]],
+) -> dict[str, tuple[str, ...]]:
+    """Per user or computer DN (case-folded): the protected groups it is in, directly, nested
+    or as its primary group: what ``tokenGroups`` tells :meth:`ActiveDirectory.find_users`."""
+    parents: dict[str, list[str]] = {}
+    group_sid: dict[str, str] = {}
+    rid_to_group: dict[tuple[str, int], str] = {}
+    for dn, raw in entries:
+        if object_kind(_texts(raw, "objectClass")) is not ObjectKind.GROUP:
+            continue
+        key = dn.casefold()
+        sids = _values(raw, "objectSid")
+        if sids:
+            try:
+                sid = sid_to_string(sids[0])
+            except ValueError:
+                sid = ""
+            group_sid[key] = sid
+            domain, _, rid = sid.rpartition("-")
+            if rid.isdigit():
+                rid_to_group[(domain, int(rid))] = key
+        for member in _texts(raw, "member"):
+            parents.setdefault(member.casefold(), []).append(key)
+    out: dict[str, tuple[str, ...]] = {}
+    for dn, raw in entries:
+        if object_kind(_texts(raw, "objectClass")) not in (ObjectKind.USER, ObjectKind.COMPUTER):
+            continue
+        frontier = list(parents.get(dn.casefold(), ()))
+        sids = _values(raw, "objectSid")
+        primary = _text(raw, "primaryGroupID")
+        if sids and primary and primary.isdigit():
+            try:
+                domain = sid_to_string(sids[0]).rpartition("-")[0]
+            except ValueError:
+                domain = ""
+            group = rid_to_group.get((domain, int(primary)))
+            if group:
+                frontier.append(group)
+        seen: set[str] = set()
+        names: list[str] = []
+        while frontier:
+            group = frontier.pop()
+            if group in seen:
+                continue
+            seen.add(group)
+            name = protected_group_name(group_sid.get(group, ""))
+            if name and name not in names:
+                names.append(name)
+            frontier.extend(parents.get(group, ()))
+        if names:
+            out[dn.casefold()] = tuple(names)
+    return out
 
 
 def _modification(changes: Sequence[AttributeChange]) -> dict[str, list[tuple[str, list[str]]]]:
@@ -1266,6 +1450,8 @@ def _in_plan_order(stored: tuple[str, ...], planned: tuple[str, ...]) -> tuple[s
 
 __all__ = [
     "ActiveDirectory",
+    "AddressCarrier",
+    "DirectoryContents",
     "escape_filter_value",
     "object_kind",
     "protected_group_name",

@@ -19,6 +19,7 @@ from typing import Any
 
 from bot.directories.graph import (
     DIRECTORY,
+    MAX_BATCH_REQUESTS,
     GraphClient,
     GraphNotFound,
     GraphRequest,
@@ -79,6 +80,9 @@ SYNC_FEATURES = (
 )
 HOLDER_SELECT = "id,displayName,mail,proxyAddresses"
 PAGE_SIZE = "999"
+#: The service plans provisioned to a user (``provisionedPlans``): the Exchange plan says a
+#: mailbox was provisioned, without a per-user Exchange call.
+PLANS_SELECT = "provisionedPlans"
 
 PERM_PROVISION = "Synchronization.ReadWrite.All"
 PERM_USERS = "User.Read.All"
@@ -91,6 +95,25 @@ PERM_SYNC = "OnPremDirectorySynchronization.Read.All"
 
 #: Error codes Graph gives when the tenant has no Entra ID P2 (no PIM): no eligibility exists.
 _NO_PIM_CODES = frozenset({"AadPremiumLicenseRequired", "MissingLicense"})
+
+
+def _role_name(item: JsonObject) -> str:
+    definition = item.get("roleDefinition") or {}
+    return str(definition.get("displayName") or item.get("roleDefinitionId") or "?")
+
+
+def exchange_provisioned(data: JsonObject) -> bool:
+    """Whether a user's ``provisionedPlans`` hold the Exchange service, enabled and provisioned
+    (``capabilityStatus`` Enabled, ``provisioningStatus`` Success)."""
+    for plan in data.get("provisionedPlans") or ():
+        if (
+            isinstance(plan, dict)
+            and str(plan.get("service") or "").casefold() == "exchange"
+            and plan.get("capabilityStatus") == "Enabled"
+            and plan.get("provisioningStatus") == "Success"
+        ):
+            return True
+    return False
 
 
 def _smtp_values(values: Any) -> list[ProxyAddress]:
@@ -129,6 +152,66 @@ def _holds(obj: JsonObject, address: str, *, upn: bool) -> tuple[str, str] | Non
     if upn and _same(obj.get("userPrincipalName"), address):
         return "userPrincipalName", str(obj["userPrincipalName"])
     return None
+
+
+def holders_among(
+    address: str,
+    users: Sequence[JsonObject],
+    groups: Sequence[JsonObject],
+    contacts: Sequence[JsonObject],
+) -> list[Holder]:
+    """The holders of ``address`` among Graph objects (users including guests, groups,
+    organizational contacts), in that order: what :meth:`EntraDirectory.find_holders` reports
+    for the objects its filters returned, and what the whole-tenant scan reports from its
+    bulk reads."""
+    holders: list[Holder] = []
+    for user in users:
+        where = _holds(user, address, upn=True)
+        if where:
+            guest = str(user.get("userType") or "").casefold() == "guest"
+            holders.append(
+                Holder(
+                    kind=ObjectKind.GUEST if guest else ObjectKind.USER,
+                    id=str(user["id"]),
+                    name=str(user.get("displayName") or user.get("userPrincipalName") or ""),
+                    attribute=where[0],
+                    value=where[1],
+                )
+            )
+    for kind, objects in ((ObjectKind.GROUP, groups), (ObjectKind.CONTACT, contacts)):
+        for obj in objects:
+            where = _holds(obj, address, upn=False)
+            if where:
+                holders.append(
+                    Holder(
+                        kind=kind,
+                        id=str(obj["id"]),
+                        name=str(obj.get("displayName") or ""),
+                        attribute=where[0],
+                        value=where[1],
+                    )
+                )
+    return holders
+
+
+def holds_address(obj: JsonObject, address: str, *, upn: bool) -> tuple[str, str] | None:
+    """Where a Graph object holds ``address`` (``(attribute, stored value)``), as the lookups
+    by address re-check what Graph's filters returned; ``None`` when it does not."""
+    return _holds(obj, address, upn=upn)
+
+
+def address_keys(obj: JsonObject, *, upn: bool) -> set[str]:
+    """Every address (case-folded) a Graph filter by address could find ``obj`` by."""
+    keys = {v.address.casefold() for v in _smtp_values(obj.get("proxyAddresses"))}
+    for name in ("mail", "userPrincipalName") if upn else ("mail",):
+        value = obj.get(name)
+        if isinstance(value, str) and value:
+            keys.add(value.casefold())
+    return keys
+
+
+def _mailbox_request(user_id: str) -> GraphRequest:
+    return GraphRequest(f"/users/{quote_segment(user_id)}/mailboxSettings", {}, PERM_MAILBOX)
 
 
 def to_cloud_user(data: JsonObject) -> CloudUser:
@@ -379,9 +462,12 @@ class EntraDirectory:
         ``GET /users/{id}/mailboxSettings``: readable means a mailbox exists; Exchange answers
         404 ``MailboxNotEnabledForRESTAPI`` for a user without one (or with an on-prem one).
         """
-        request = GraphRequest(f"/users/{quote_segment(user_id)}/mailboxSettings", {}, PERM_MAILBOX)
+        return self._mailbox_answer(self.client.send(_mailbox_request(user_id)))
+
+    def _mailbox_answer(self, response: GraphResponse) -> bool | Unknown:
+        """What a ``mailboxSettings`` answer says about the mailbox."""
         try:
-            self.client.get(request)
+            self.client.check(response)
         except GraphNotFound as exc:
             if exc.code == "MailboxNotEnabledForRESTAPI":
                 return False
@@ -569,34 +655,141 @@ class EntraDirectory:
         groups_r: GraphResponse,
         contacts_r: GraphResponse,
     ) -> list[Holder]:
-        holders: list[Holder] = []
-        for user in self.client.collect(users_r):
-            where = _holds(user, address, upn=True)
-            if where:
-                guest = str(user.get("userType") or "").casefold() == "guest"
-                holders.append(
-                    Holder(
-                        kind=ObjectKind.GUEST if guest else ObjectKind.USER,
-                        id=str(user["id"]),
-                        name=str(user.get("displayName") or user.get("userPrincipalName") or ""),
-                        attribute=where[0],
-                        value=where[1],
-                    )
+        return holders_among(
+            address,
+            self.client.collect(users_r),
+            self.client.collect(groups_r),
+            self.client.collect(contacts_r),
+        )
+
+    # -- bulk reads (whole-tenant scan) -----------------------------------------------
+
+    def list_users(self) -> list[tuple[JsonObject, CloudUser]]:
+        """Every user (members and guests): ``GET /users?$select=..,provisionedPlans&$top=999``,
+        paged. Each comes as its Graph JSON (for holder matching) and as a :class:`CloudUser`.
+        """
+        found = self.client.get_all(
+            GraphRequest(
+                "/users",
+                {"$select": f"{USER_SELECT},{PLANS_SELECT}", "$top": PAGE_SIZE},
+                PERM_USERS,
+            )
+        )
+        return [(u, to_cloud_user(u)) for u in found]
+
+    def list_deleted_users(self) -> list[CloudUser] | Unknown:
+        """Every soft-deleted user; ``Unknown`` when the application may not read them."""
+        try:
+            found = self.client.get_all(
+                GraphRequest(
+                    DELETED_USERS_PATH,
+                    {"$select": DELETED_USER_SELECT, "$top": PAGE_SIZE},
+                    PERM_USERS,
                 )
-        for kind, response in ((ObjectKind.GROUP, groups_r), (ObjectKind.CONTACT, contacts_r)):
-            for obj in self.client.collect(response):
-                where = _holds(obj, address, upn=False)
-                if where:
-                    holders.append(
-                        Holder(
-                            kind=kind,
-                            id=str(obj["id"]),
-                            name=str(obj.get("displayName") or ""),
-                            attribute=where[0],
-                            value=where[1],
-                        )
-                    )
-        return holders
+            )
+        except PermissionMissing:
+            return Unknown(
+                f"Graph denied listing deleted users: the application needs {PERM_USERS}"
+            )
+        return [to_cloud_user(u) for u in found]
+
+    def list_groups(self) -> list[JsonObject]:
+        """Every group with what holder matching and role attribution need (one paged list;
+        a group holds an address only when it is mail-enabled, which the matching checks).
+
+        Raises:
+            PermissionMissing: naming the permission.
+        """
+        return self.client.get_all(
+            GraphRequest(
+                "/groups",
+                {"$select": f"{HOLDER_SELECT},isAssignableToRole", "$top": PAGE_SIZE},
+                PERM_GROUPS,
+            )
+        )
+
+    def list_contacts(self) -> list[JsonObject]:
+        """Every organizational contact (one paged list).
+
+        Raises:
+            PermissionMissing: naming the permission.
+        """
+        return self.client.get_all(
+            GraphRequest("/contacts", {"$select": HOLDER_SELECT, "$top": PAGE_SIZE}, PERM_CONTACTS)
+        )
+
+    def list_role_assignments(self) -> list[tuple[str, str]] | Unknown:
+        """Every active directory role assignment as ``(principal id, role name)``:
+        ``GET /roleManagement/directory/roleAssignments?$expand=roleDefinition``, paged."""
+        try:
+            found = self.client.get_all(
+                GraphRequest(
+                    "/roleManagement/directory/roleAssignments",
+                    {"$expand": "roleDefinition"},
+                    PERM_ROLES,
+                )
+            )
+        except PermissionMissing:
+            return Unknown(
+                f"Graph denied reading the user's directory roles: the application needs "
+                f"{PERM_ROLES}"
+            )
+        return [(str(a.get("principalId")), _role_name(a)) for a in found]
+
+    def list_role_eligibilities(self) -> list[tuple[str, str]] | Unknown:
+        """Every PIM eligibility as ``(principal id, role name)`` (empty without Entra ID P2)."""
+        try:
+            found = self.client.get_all(
+                GraphRequest(
+                    "/roleManagement/directory/roleEligibilityScheduleInstances",
+                    {"$expand": "roleDefinition"},
+                    PERM_ROLES,
+                )
+            )
+        except PermissionMissing:
+            return Unknown(
+                f"Graph denied reading PIM eligibilities: the application needs {PERM_ROLES}"
+            )
+        except GraphRequestFailed as exc:
+            if exc.code not in _NO_PIM_CODES:
+                raise
+            return []
+        return [(str(a.get("principalId")), _role_name(a)) for a in found]
+
+    def group_user_members(self, group_ids: Sequence[str]) -> dict[str, list[str]] | Unknown:
+        """The users in each group, nested groups included
+        (``/groups/{id}/transitiveMembers/microsoft.graph.user``), in ``$batch`` requests."""
+        if not group_ids:
+            return {}
+        answers = self.client.batch(
+            [
+                GraphRequest(
+                    f"/groups/{quote_segment(g)}/transitiveMembers/microsoft.graph.user",
+                    {"$select": "id", "$top": PAGE_SIZE},
+                    PERM_GROUPS,
+                )
+                for g in group_ids
+            ]
+        )
+        members: dict[str, list[str]] = {}
+        try:
+            for group, answer in zip(group_ids, answers, strict=True):
+                members[group] = [str(u["id"]) for u in self.client.collect(answer)]
+        except PermissionMissing as exc:
+            return Unknown(str(exc))
+        return members
+
+    def mailboxes(self, user_ids: Sequence[str]) -> dict[str, bool | Unknown]:
+        """Whether each user has an Exchange Online mailbox, asked as :meth:`has_mailbox` does
+        (``mailboxSettings``), 20 users per ``$batch``."""
+        found: dict[str, bool | Unknown] = {}
+        # One $batch per 20 users, each with its own retry budget: under throttling the
+        # whole set would otherwise share one budget of attempts.
+        for start in range(0, len(user_ids), MAX_BATCH_REQUESTS):
+            chunk = list(user_ids[start : start + MAX_BATCH_REQUESTS])
+            answers = self.client.batch([_mailbox_request(u) for u in chunk])
+            found.update((u, self._mailbox_answer(a)) for u, a in zip(chunk, answers, strict=True))
+        return found
 
     # -- tenant -----------------------------------------------------------------------
 
@@ -663,4 +856,12 @@ class EntraDirectory:
         return Unknown(f"Graph did not report {name}")
 
 
-__all__ = ["DIRECTORY", "EntraDirectory", "to_cloud_user"]
+__all__ = [
+    "DIRECTORY",
+    "EntraDirectory",
+    "address_keys",
+    "exchange_provisioned",
+    "holders_among",
+    "holds_address",
+    "to_cloud_user",
+]

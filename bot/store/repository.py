@@ -45,10 +45,11 @@ from bot.domain import (
 )
 from bot.errors import ConfigurationError, SmtpMatchError
 from bot.ports import ChangePlan
-from bot.rules.checks import Report
+from bot.rules.checks import Report, Verdict
 from bot.rules.requests import OPEN_STATES, InvalidTransition, RequestState, can_transition
+from bot.scan.model import ScanItem, ScanResult, ScanState, StoredScan
 from bot.store.codecs import PLAN, REPORT
-from bot.store.tables import AuditRow, RequestRow, WatchRow
+from bot.store.tables import AuditRow, RequestRow, ScanItemRow, ScanRow, WatchRow
 
 __all__ = [
     "AuditEvent",
@@ -56,6 +57,7 @@ __all__ = [
     "MatchRequest",
     "OpenRequestExists",
     "RequestNotFound",
+    "ScanRunning",
     "Store",
     "StoreError",
     "SyncWatch",
@@ -76,10 +78,19 @@ _WRITE_OPTION: Final = "smtpmatch_write"
 _REQUESTS = cast(Table, RequestRow.__table__)
 _AUDIT = cast(Table, AuditRow.__table__)
 _WATCHES = cast(Table, WatchRow.__table__)
+_SCANS = cast(Table, ScanRow.__table__)
+_SCAN_ITEMS = cast(Table, ScanItemRow.__table__)
 
 
 class StoreError(SmtpMatchError):
     """Base class of the store's own errors."""
+
+
+class ScanRunning(StoreError):
+    """Another scan started at the same moment (one runs at a time)."""
+
+    def __init__(self) -> None:
+        super().__init__("a scan is running already")
 
 
 class RequestNotFound(StoreError, LookupError):
@@ -721,6 +732,151 @@ class Store:
             result = conn.execute(stmt)
             return result.rowcount == 1
 
+    # -- whole-tenant scans --------------------------------------------------------------------
+
+    def start_scan(
+        self, requested_by: str | None, *, stale_after: timedelta = timedelta(hours=2)
+    ) -> tuple[StoredScan, bool]:
+        """Record a new running scan, unless one is running already (one at a time).
+
+        A running scan older than ``stale_after`` is taken to have died with its process and
+        is marked failed first.
+
+        Returns:
+            ``(the new scan, True)``, or ``(the scan already running, False)``.
+        """
+        now = self._clock()
+        with self._writer.begin() as conn:
+            conn.execute(
+                update(_SCANS)
+                .where(_SCANS.c.running == 1, _SCANS.c.started_at < now - stale_after)
+                .values(
+                    state=str(ScanState.FAILED),
+                    running=None,
+                    finished_at=now,
+                    summary={"error": "the scan stopped without finishing"},
+                )
+            )
+            current = conn.execute(select(_SCANS).where(_SCANS.c.running == 1)).mappings().first()
+            if current is not None:
+                return _to_scan(current), False
+            scan_id = new_request_id()
+            values: dict[str, Any] = {
+                "id": scan_id,
+                "state": str(ScanState.RUNNING),
+                "running": 1,
+                "requested_by": requested_by,
+                "started_at": now,
+                "summary": {},
+            }
+            try:
+                conn.execute(insert(_SCANS).values(**values))
+            except IntegrityError:
+                # Another replica started one in between (the unique index on running).
+                raise ScanRunning() from None
+        return _to_scan(values), True
+
+    def set_scan_message(self, scan_id: str, channel: str, ts: str) -> None:
+        """Remember where a scan's Slack progress message is."""
+        with self._writer.begin() as conn:
+            conn.execute(
+                update(_SCANS)
+                .where(_SCANS.c.id == scan_id)
+                .values(slack_channel=channel, slack_ts=ts)
+            )
+
+    def finish_scan(self, scan_id: str, result: ScanResult) -> StoredScan:
+        """Store a running scan's items and summary, in one transaction, and mark it done."""
+        summary = {
+            "generated": result.generated.isoformat(),
+            "totals": result.totals(),
+            "remedies": result.remedies,
+        }
+        rows = [
+            {
+                "scan_id": scan_id,
+                "position": position,
+                "address": item.address,
+                "cloud_user_id": item.cloud_id,
+                "cloud_upn": item.cloud_upn,
+                "onprem_dn": item.onprem_dn,
+                "verdict": str(item.verdict),
+                "failing": list(item.failing),
+                "warnings": list(item.warnings),
+                "plan": item.plan,
+            }
+            for position, item in enumerate(result.items)
+        ]
+        with self._writer.begin() as conn:
+            for start in range(0, len(rows), 1000):
+                conn.execute(insert(_SCAN_ITEMS), rows[start : start + 1000])
+            conn.execute(
+                update(_SCANS)
+                .where(_SCANS.c.id == scan_id)
+                .values(
+                    state=str(ScanState.DONE),
+                    running=None,
+                    finished_at=self._clock(),
+                    summary=summary,
+                )
+            )
+            row = conn.execute(select(_SCANS).where(_SCANS.c.id == scan_id)).mappings().one()
+        return _to_scan(row)
+
+    def fail_scan(self, scan_id: str, error: str) -> None:
+        """Mark a running scan failed (nothing of it is kept but the reason)."""
+        with self._writer.begin() as conn:
+            conn.execute(
+                update(_SCANS)
+                .where(_SCANS.c.id == scan_id)
+                .values(
+                    state=str(ScanState.FAILED),
+                    running=None,
+                    finished_at=self._clock(),
+                    summary={"error": error[:500]},
+                )
+            )
+
+    def get_scan(self, scan_id: str) -> StoredScan | None:
+        """One scan, or None."""
+        with self._engine.connect() as conn:
+            row = conn.execute(select(_SCANS).where(_SCANS.c.id == scan_id)).mappings().first()
+        return _to_scan(row) if row else None
+
+    def latest_scans(self, limit: int = 2) -> list[StoredScan]:
+        """Finished scans, newest first."""
+        stmt = (
+            select(_SCANS)
+            .where(_SCANS.c.state == str(ScanState.DONE))
+            .order_by(_SCANS.c.started_at.desc(), _SCANS.c.finished_at.desc())
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return [_to_scan(r) for r in conn.execute(stmt).mappings().all()]
+
+    def scan_items(self, scan_id: str) -> tuple[ScanItem, ...]:
+        """A scan's items, in the scan's order."""
+        stmt = (
+            select(_SCAN_ITEMS)
+            .where(_SCAN_ITEMS.c.scan_id == scan_id)
+            .order_by(_SCAN_ITEMS.c.position)
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(stmt).mappings().all()
+        return tuple(
+            ScanItem(
+                address=r["address"],
+                cloud_id=r["cloud_user_id"],
+                cloud_upn=r["cloud_upn"],
+                onprem_dn=r["onprem_dn"],
+                verdict=Verdict(r["verdict"]),
+                failing=tuple(r["failing"] or ()),
+                warnings=tuple(r["warnings"] or ()),
+                plan=r["plan"],
+            )
+            for r in rows
+        )
+
     # -- for tests and maintenance ----------------------------------------------------------
 
     @contextmanager
@@ -851,6 +1007,19 @@ def _to_audit(row: RowMapping) -> AuditEvent:
         request_id=row["request_id"],
         actor=row["actor"],
         details=dict(row["details"] or {}),
+    )
+
+
+def _to_scan(row: Mapping[str, Any] | RowMapping) -> StoredScan:
+    return StoredScan(
+        id=row["id"],
+        state=ScanState(row["state"]),
+        started_at=row["started_at"],
+        requested_by=row.get("requested_by"),
+        finished_at=row.get("finished_at"),
+        summary=dict(row.get("summary") or {}),
+        slack_channel=row.get("slack_channel"),
+        slack_ts=row.get("slack_ts"),
     )
 
 

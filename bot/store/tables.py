@@ -166,3 +166,53 @@ class WatchRow(Base):
 requests_table = RequestRow.__table__
 audit_table = AuditRow.__table__
 watches_table = WatchRow.__table__
+
+
+# -- whole-tenant scans (revision 0004) -------------------------------------------------------
+
+
+class ScanRow(Base):
+    """One whole-tenant scan: its state and summary (totals, remedies)."""
+
+    __tablename__ = "scans"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    #: 1 while running, NULL afterwards: a unique index allows one running scan.
+    running: Mapped[int | None] = mapped_column(Integer)
+    requested_by: Mapped[str | None] = mapped_column(String(256))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    summary: Mapped[dict[str, JsonValue]] = mapped_column(JsonDoc)
+    slack_channel: Mapped[str | None] = mapped_column(String(64))
+    slack_ts: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("uq_scans_running", "running", unique=True),
+        Index("ix_scans_state_started_at", "state", "started_at"),
+    )
+
+
+class ScanItemRow(Base):
+    """One judged cloud-only user of a scan."""
+
+    __tablename__ = "scan_items"
+
+    scan_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("scans.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    address: Mapped[str] = mapped_column(String(320))
+    cloud_user_id: Mapped[str] = mapped_column(String(64))
+    cloud_upn: Mapped[str] = mapped_column(String(1024))
+    onprem_dn: Mapped[str | None] = mapped_column(String(2048))
+    verdict: Mapped[str] = mapped_column(String(32))
+    failing: Mapped[list[str]] = mapped_column(JsonDoc)
+    warnings: Mapped[list[str]] = mapped_column(JsonDoc)
+    plan: Mapped[dict[str, JsonValue] | None] = mapped_column(JsonDoc)
+
+    __table_args__ = (Index("ix_scan_items_scan_id_verdict", "scan_id", "verdict"),)
+
+
+scans_table = ScanRow.__table__
+scan_items_table = ScanItemRow.__table__

@@ -96,6 +96,8 @@ BOT_USER_ID = "U_SMTPMATCH_BOT"
 
 RESPONSE_URL = "response_url"
 """Pseudo method name under which posts to a ``response_url`` are recorded."""
+UPLOAD = "file_upload"
+"""Pseudo method name under which the bytes POSTed to an upload URL are recorded."""
 
 SOCKET_PATH = "/link/"
 """Path of the Socket Mode WebSocket URLs ``apps.connections.open`` hands out."""
@@ -107,7 +109,7 @@ _WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _OP_CONTINUATION, _OP_TEXT, _OP_BINARY, _OP_CLOSE, _OP_PING, _OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
 # Keys Slack accepts as JSON-encoded strings in form-encoded calls.
-_JSON_ARGS = ("blocks", "view", "attachments", "metadata", "options")
+_JSON_ARGS = ("blocks", "view", "attachments", "metadata", "options", "files")
 # Slack refuses requests signed more than five minutes ago (replay protection).
 _REPLAY_WINDOW_SECONDS = 5 * 60
 
@@ -203,6 +205,26 @@ class PostedMessage(_MessageBody):
     def edited(self) -> bool:
         """Whether the message was changed after it was posted."""
         return len(self.versions) > 1
+
+
+@dataclass
+class UploadedFile:
+    """A file uploaded the way ``files_upload_v2`` does: ``files.getUploadURLExternal``, a
+    POST of the bytes to the upload URL, then ``files.completeUploadExternal``.
+
+    ``content`` is ``None`` until the bytes arrive; ``channel`` and ``title`` are set when
+    the upload is completed (shared), ``completed`` tells whether it was.
+    """
+
+    id: str
+    filename: str
+    length: int
+    content: bytes | None = None
+    title: str | None = None
+    channel: str | None = None
+    initial_comment: str | None = None
+    thread_ts: str | None = None
+    completed: bool = False
 
 
 @dataclass(frozen=True)
@@ -556,6 +578,8 @@ class FakeSlackApi:
             "users.info": self._users_info,
             "conversations.open": self._conversations_open,
             "apps.connections.open": self._apps_connections_open,
+            "files.getUploadURLExternal": self._files_get_upload_url_external,
+            "files.completeUploadExternal": self._files_complete_upload_external,
         }
 
     def _reset_state(self) -> None:
@@ -575,6 +599,7 @@ class FakeSlackApi:
         self._sockets: list[SocketConnection] = []
         self._envelopes: dict[str, float] = {}
         self._acks: list[SocketAck] = []
+        self._files: dict[str, UploadedFile] = {}
 
     # -- addresses ---------------------------------------------------------------------
 
@@ -702,6 +727,16 @@ class FakeSlackApi:
         """The latest state of a modal or Home tab by view id (``KeyError`` if unknown)."""
         with self._cond:
             return copy.deepcopy(self._views[view_id])
+
+    def files(self, channel: str | None = None) -> list[UploadedFile]:
+        """Files whose upload was completed, oldest first, optionally only those shared in
+        ``channel``."""
+        with self._cond:
+            return [
+                copy.deepcopy(f)
+                for f in self._files.values()
+                if f.completed and (channel is None or f.channel == channel)
+            ]
 
     def published_home(self, user: str) -> Json | None:
         """The Home tab last published for ``user`` with ``views.publish``, if any."""
@@ -1197,6 +1232,64 @@ class FakeSlackApi:
             "message": self._message_body(message.args, ts),
         }
 
+    def _files_get_upload_url_external(self, args: Json) -> Json:
+        filename = str(args.get("filename") or "")
+        try:
+            length = int(args.get("length") or 0)
+        except (TypeError, ValueError):
+            length = 0
+        if not filename or length < 1:
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = self._next_id("F")
+        self._files[file_id] = UploadedFile(id=file_id, filename=filename, length=length)
+        return {"ok": True, "upload_url": f"{self.base_url}/upload/{file_id}", "file_id": file_id}
+
+    def receive_upload(self, file_id: str, data: bytes) -> bool:
+        """The POST of a file's bytes to its upload URL; false for an unknown file id."""
+        with self._cond:
+            upload = self._files.get(file_id)
+            if upload is None or upload.completed:
+                return False
+            upload.content = data
+            self._calls.append(
+                ApiCall(
+                    method=UPLOAD,
+                    args={"file_id": file_id, "bytes": len(data)},
+                    at=time.time(),
+                    http_status=HTTPStatus.OK,
+                    result={"ok": True},
+                    target=file_id,
+                )
+            )
+            self._cond.notify_all()
+            return True
+
+    def _files_complete_upload_external(self, args: Json) -> Json:
+        entries = args.get("files")
+        if not isinstance(entries, list) or not entries:
+            return {"ok": False, "error": "invalid_arguments"}
+        completed: list[Json] = []
+        for entry in entries:
+            upload = self._files.get(str(entry.get("id") if isinstance(entry, dict) else ""))
+            if upload is None or upload.content is None:
+                return {"ok": False, "error": "file_not_found"}
+            if len(upload.content) != upload.length:
+                return {"ok": False, "error": "file_upload_size_mismatch"}
+        channel = (
+            self._channel_of({"channel": args.get("channel_id")})
+            if args.get("channel_id")
+            else None
+        )
+        for entry in entries:
+            upload = self._files[str(entry["id"])]
+            upload.title = str(entry.get("title") or upload.filename)
+            upload.channel = channel
+            upload.initial_comment = args.get("initial_comment") or None
+            upload.thread_ts = args.get("thread_ts") or None
+            upload.completed = True
+            completed.append({"id": upload.id, "title": upload.title, "name": upload.filename})
+        return {"ok": True, "files": completed}
+
     def _chat_delete(self, args: Json) -> Json:
         message = self._messages.get((self._channel_of(args), str(args.get("ts") or "")))
         if message is None or message.deleted:
@@ -1392,6 +1485,11 @@ class _Handler(BaseHTTPRequestHandler):
                 method, _decode_json_args(args), self.headers.get("Authorization"), content_type
             )
             self._send_json(status, result, headers)
+        elif parts.path.startswith("/upload/") and self.command == "POST":
+            if self.fake.receive_upload(unquote(parts.path[len("/upload/") :]), raw):
+                self._send_text(HTTPStatus.OK, f"OK - {len(raw)}")
+            else:
+                self._send_text(HTTPStatus.NOT_FOUND, "file_not_found")
         elif parts.path.startswith("/response/") and self.command == "POST":
             name = unquote(parts.path[len("/response/") :])
             try:

@@ -69,6 +69,9 @@ class EmulatedUser:
     on_premises_security_identifier: str | None = None
     on_premises_provisioning_errors: list[ProvisioningErrorEntry] = field(default_factory=list)
     has_mailbox: bool = True
+    #: Whether an Exchange Online licence provisions the mailbox (``provisionedPlans`` then
+    #: lists the Exchange plan). False for a mailbox without a licence (a shared mailbox).
+    exchange_licensed: bool = True
     #: Directory roles assigned to the user directly (active).
     roles: list[str] = field(default_factory=list)
     #: PIM-eligible directory roles.
@@ -99,7 +102,16 @@ class EmulatedUser:
             "surname": self.surname,
             "mailNickname": self.mail_nickname,
             "deletedDateTime": self.deleted_date_time,
+            "provisionedPlans": self.provisioned_plans(),
         }
+
+    def provisioned_plans(self) -> list[dict[str, str]]:
+        """``provisionedPlans``: the Exchange plan once a licence provisioned the mailbox."""
+        if not (self.has_mailbox and self.exchange_licensed):
+            return []
+        return [
+            {"capabilityStatus": "Enabled", "provisioningStatus": "Success", "service": "exchange"}
+        ]
 
 
 @dataclass
@@ -175,6 +187,11 @@ class Knobs:
     denied: set[str] = field(default_factory=set)
     #: Lifetime of issued tokens, in seconds.
     token_lifetime: int = 3599
+    #: Graph-like throttling (opt-in): a token bucket per application of this many requests
+    #: per second (each request inside a ``$batch`` counts, the batch itself does not), with
+    #: ``throttle_burst`` requests of burst; an empty bucket answers 429 with ``Retry-After``.
+    throttle_rate: float | None = None
+    throttle_burst: int = 100
 
 
 class GraphState:
@@ -345,6 +362,19 @@ class GraphState:
                         nxt.add(group.id)
                 frontier = nxt
             return list(found.values())
+
+    def transitive_members(self, group_id: str) -> list[str]:
+        """Ids of the users and groups in a group, directly or through nested groups."""
+        with self.lock:
+            found: dict[str, None] = {}
+            frontier = [group_id]
+            while frontier:
+                group = self.groups.get(frontier.pop(0))
+                for member in group.members if group else ():
+                    if member not in found:
+                        found[member] = None
+                        frontier.append(member)
+            return list(found)
 
     def record(self, request: RecordedRequest) -> None:
         """Append to the request log."""

@@ -1,0 +1,1 @@
+"""The whole-tenant readiness scan: bulk reads, in-memory indexes, items and their outputs."""
