@@ -314,6 +314,7 @@ def build_bot(
     dirs = directories or build_directories(settings, demo=demo)
     store = store or open_store(settings)
     raw_store = store
+    stop_event = threading.Event()
     # Metrics: time every directory call, count request states where the database change won.
     dirs, store = instrument_directories(dirs), instrument_store(store)
     client = build_web_client(settings)
@@ -368,6 +369,7 @@ def build_bot(
         trigger=sync.trigger,
         poll_seconds=settings.smtpmatch_sync_poll_seconds,
         timeout=timedelta(minutes=settings.smtpmatch_sync_timeout_minutes),
+        stopping=stop_event,
     )
     register(app, context)
     return Bot(
@@ -377,4 +379,5 @@ def build_bot(
         settings=settings,
         context=context,
         waves=context.waves,
+        stop_event=stop_event,
     )

@@ -142,7 +142,9 @@ class WaveServices:
     timeout: timedelta = timedelta(minutes=90)
     resume_after: timedelta = timedelta(minutes=2)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    sleep: Callable[[float], None] = time.sleep
+    #: Set when the bot stops: a running wave stops between two items (still ``applying``,
+    #: resumed at the next start).
+    stopping: threading.Event = field(default_factory=threading.Event)
     #: Serialises runs of one wave inside this process (other replicas are kept out by the
     #: per-item compare-and-set).
     _running: set[str] = field(default_factory=set)
@@ -368,6 +370,8 @@ def _run(svc: WaveServices, wave_id: str) -> Wave | None:
             if not batch:
                 break
             for item in batch:
+                if svc.stopping.is_set():
+                    return svc.waves.get_wave(wave_id)
                 claimed = svc.waves.transition_item(
                     wave_id, item.position, [I.PENDING], I.APPLYING, W.ITEM_APPLYING, None
                 )
@@ -378,7 +382,7 @@ def _run(svc: WaveServices, wave_id: str) -> Wave | None:
                     svc.board.progress(wave, svc.waves.counts(wave_id), None)
                     last_shown = time.monotonic()
                 if wrote and interval:
-                    svc.sleep(interval)
+                    svc.stopping.wait(interval)
     except _Outage as outage:
         paused = svc.waves.transition_wave(
             wave_id,
