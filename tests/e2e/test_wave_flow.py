@@ -222,9 +222,7 @@ def test_a_wave_of_50_skips_the_5_that_changed_writes_45_once_and_reports_them_m
 
         # The requester cannot approve their own wave; nothing runs.
         slack.press(approval, WaveActionId.APPROVE, REQUESTER)
-        world.slack.wait_for(
-            lambda c: "another approver" in json.dumps(c.args), timeout=30
-        )
+        world.slack.wait_for(lambda c: "another approver" in json.dumps(c.args), timeout=30)
         assert state_of(world) is WaveState.PENDING
 
         # Two approvers click "Approve all" at the same moment: the wave runs once.
@@ -268,9 +266,7 @@ def test_a_wave_of_50_skips_the_5_that_changed_writes_45_once_and_reports_them_m
         dm = world.slack.dm_channel(REQUESTER)
         assert any("matched 45" in m.text for m in world.slack.messages(dm))
         # One progress message for the wave, in the approval's thread, updated to the end.
-        progress = [
-            m for m in world.slack.messages(APPROVAL_CHANNEL) if m.thread_ts == approval.ts
-        ]
+        progress = [m for m in world.slack.messages(APPROVAL_CHANNEL) if m.thread_ts == approval.ts]
         assert len(progress) == 1 and "done" in progress[0].text
         store.close()
 
