@@ -297,10 +297,9 @@ def build_bot(
             servers; benchmarks slow them down).
         store: a store to plug in instead of ``SMTPMATCH_DATABASE_URL`` (already migrated).
     """
-    from handlers.waves import SlackWaveBoard
-
     from handlers import register
     from handlers.notify import SlackApprovalBoard, SlackNotifier
+    from handlers.waves import SlackWaveBoard
 
     settings.require("slack_bot_token", "slack_signing_secret")
     assert settings.slack_signing_secret is not None

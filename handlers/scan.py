@@ -18,7 +18,6 @@ from bot.scan.render import render_csv
 from bot.services.requests import is_approver
 from bot.services.scan import begin_scan, complete_scan, latest_scan
 from bot.slack_views.blocks import Block
-from bot.slack_views.waves import open_button_blocks
 from bot.slack_views.scan import (
     home_blocks,
     progress_blocks,
@@ -27,6 +26,7 @@ from bot.slack_views.scan import (
     summary_blocks,
     summary_text,
 )
+from bot.slack_views.waves import open_button_blocks
 from handlers.context import (
     BUSY,
     BotContext,

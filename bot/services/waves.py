@@ -480,9 +480,14 @@ def _settle(svc: WaveServices, wave: Wave, item: WaveItem) -> bool:
                 decision_reason=reason,
             )
         svc.waves.transition_item(
-            wave.id, item.position, [I.APPLYING], I.SKIPPED, W.ITEM_SKIPPED, approver,
+            wave.id,
+            item.position,
+            [I.APPLYING],
+            I.SKIPPED,
+            W.ITEM_SKIPPED,
+            approver,
             reason=reason,
-        )  # fmt: skip
+        )
         return False
     if request is None:
         assert report.cloud is not None and report.target_address and report.plan is not None
@@ -513,9 +518,14 @@ def _settle(svc: WaveServices, wave: Wave, item: WaveItem) -> bool:
                 f"{exc.existing.state}; nothing was changed."
             )
             svc.waves.transition_item(
-                wave.id, item.position, [I.APPLYING], I.SKIPPED, W.ITEM_SKIPPED, approver,
+                wave.id,
+                item.position,
+                [I.APPLYING],
+                I.SKIPPED,
+                W.ITEM_SKIPPED,
+                approver,
                 reason=reason,
-            )  # fmt: skip
+            )
             return False
         svc.waves.set_item_fields(wave.id, item.position, request_id=request.id)
         item = replace(item, request_id=request.id)
@@ -800,9 +810,14 @@ def revert_item(
             else (I.MATCHED, W.ITEM_MATCHED)
         )
         svc.waves.transition_item(
-            wave_id, position, REVERTIBLE_ITEM_STATES, target, event, actor,
+            wave_id,
+            position,
+            REVERTIBLE_ITEM_STATES,
+            target,
+            event,
+            actor,
             reason=result.message,
-        )  # fmt: skip
+        )
     return result
 
 

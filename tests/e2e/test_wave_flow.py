@@ -21,7 +21,6 @@ import pytest
 from pydantic import SecretStr
 
 from bot.cli import main
-from bot.directories.ad import ActiveDirectory
 from bot.errors import DirectoryUnavailable
 from bot.ports import OnPremDirectory
 from bot.rules.waves import ItemState, Wave, WaveState

@@ -36,8 +36,9 @@ class Team:
         return frozenset({"UGROUPIE"}) if group_id == "SAPPROVERS" else frozenset()
 
 
-def item(n: int, verdict: Verdict = Verdict.ELIGIBLE, domain: str = "contoso.com",
-         ou: str = OU) -> ScanItem:  # fmt: skip
+def item(
+    n: int, verdict: Verdict = Verdict.ELIGIBLE, domain: str = "contoso.com", ou: str = OU
+) -> ScanItem:
     dn = f"CN=u{n},{ou}"
     return ScanItem(
         address=f"u{n}@{domain}",
@@ -49,7 +50,7 @@ def item(n: int, verdict: Verdict = Verdict.ELIGIBLE, domain: str = "contoso.com
             "action": "create" if verdict is Verdict.NEEDS_ACCOUNT else "modify",
             "dn": dn,
             "changes": [],
-        },  # fmt: skip
+        },
     )
 
 
@@ -132,9 +133,14 @@ def test_item_states_are_compare_and_set_with_their_audit_event(svc: WaveService
     )
     assert again is None
     skipped = waves.transition_item(
-        wave.id, 0, [ItemState.APPLYING], ItemState.SKIPPED, WaveEvent.ITEM_SKIPPED, "UA",
+        wave.id,
+        0,
+        [ItemState.APPLYING],
+        ItemState.SKIPPED,
+        WaveEvent.ITEM_SKIPPED,
+        "UA",
         reason="changed",
-    )  # fmt: skip
+    )
     assert skipped is not None and skipped.reason == "changed"
     events = [e for e in svc.requests.store.list_audit() if e.event.startswith("wave_item")]
     assert [(e.event, e.details["state"]) for e in events] == [
