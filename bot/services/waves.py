@@ -53,6 +53,7 @@ from bot.services.requests import (
     revert_request,
     settle_claim,
 )
+from bot.services.sync import default_owner
 from bot.store.waves import WaveStore
 from bot.sync_triggers import NoTrigger, SyncSubject, SyncTriggerPort
 
@@ -145,6 +146,10 @@ class WaveServices:
     #: Set when the bot stops: a running wave stops between two items (still ``applying``,
     #: resumed at the next start).
     stopping: threading.Event = field(default_factory=threading.Event)
+    #: Who applies waves here (host and process), and how long its lease on a wave lasts:
+    #: a crashed replica's wave is taken over once the lease ran out.
+    owner: str = field(default_factory=default_owner)
+    lease_seconds: float = 120.0
     #: Serialises runs of one wave inside this process (other replicas are kept out by the
     #: per-item compare-and-set).
     _running: set[str] = field(default_factory=set)
@@ -349,7 +354,12 @@ def run_wave(svc: WaveServices, wave_id: str) -> Wave | None:
             return None
         svc._running.add(wave_id)
     try:
-        return _run(svc, wave_id)
+        if not svc.waves.lease_wave(wave_id, svc.owner, svc.lease_seconds):
+            return None  # not applying, or another replica applies it
+        try:
+            return _run(svc, wave_id)
+        finally:
+            svc.waves.release_wave(wave_id, svc.owner)
     finally:
         with svc._lock:
             svc._running.discard(wave_id)
@@ -370,7 +380,9 @@ def _run(svc: WaveServices, wave_id: str) -> Wave | None:
             if not batch:
                 break
             for item in batch:
-                if svc.stopping.is_set():
+                if svc.stopping.is_set() or not svc.waves.lease_wave(
+                    wave_id, svc.owner, svc.lease_seconds
+                ):
                     return svc.waves.get_wave(wave_id)
                 claimed = svc.waves.transition_item(
                     wave_id, item.position, [I.PENDING], I.APPLYING, W.ITEM_APPLYING, None
@@ -457,6 +469,8 @@ def _settle(svc: WaveServices, wave: Wave, item: WaveItem) -> bool:
     if request is not None and item.request_id != request.id:
         svc.waves.set_item_fields(wave.id, item.position, request_id=request.id)
         item = replace(item, request_id=request.id)
+    if request is not None and request.state is RequestState.EXPIRED:
+        request = None  # released by an outage and expired meanwhile: nothing was written
     if request is not None and request.state is RequestState.APPROVING:
         return _record(svc, wave, item, settle_claim(svc.writer, request, approver))
     if request is not None and request.state is not RequestState.PENDING:

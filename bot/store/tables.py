@@ -244,6 +244,9 @@ class WaveRow(Base):
     progress_channel: Mapped[str | None] = mapped_column(String(64))
     progress_ts: Mapped[str | None] = mapped_column(String(64))
     watch_deadline: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    #: The replica applying the wave, and until when (one runner at a time).
+    lease_owner: Mapped[str | None] = mapped_column(String(256))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __table_args__ = (Index("ix_waves_state", "state"),)

@@ -8,11 +8,11 @@ Kept apart from :mod:`bot.store.repository` (it shares its engine through
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, cast
 
 from pydantic import JsonValue
-from sqlalchemy import Connection, Table, func, insert, select, update
+from sqlalchemy import Connection, Table, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 
 from bot.domain import AuditNote
@@ -181,6 +181,39 @@ class WaveStore:
         with self.store.connection() as conn:
             row = conn.execute(stmt).mappings().first()
         return _to_wave(row) if row is not None else None
+
+    def lease_wave(self, wave_id: str, owner: str, seconds: float) -> bool:
+        """Take (or renew) the right to apply an ``applying`` wave: one runner at a time
+        across replicas; a crashed runner's lease runs out and another takes over.
+
+        Returns:
+            Whether ``owner`` holds the lease now.
+        """
+        now = self._clock()
+        stmt = (
+            update(_WAVES)
+            .where(
+                _WAVES.c.id == wave_id,
+                _WAVES.c.state == str(WaveState.APPLYING),
+                or_(
+                    _WAVES.c.lease_until.is_(None),
+                    _WAVES.c.lease_until < now,
+                    _WAVES.c.lease_owner == owner,
+                ),
+            )
+            .values(lease_owner=owner, lease_until=now + timedelta(seconds=seconds))
+        )
+        with self.store.connection() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    def release_wave(self, wave_id: str, owner: str) -> None:
+        """Give the lease back (the runner stopped or finished)."""
+        with self.store.connection() as conn:
+            conn.execute(
+                update(_WAVES)
+                .where(_WAVES.c.id == wave_id, _WAVES.c.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None)
+            )
 
     # -- items --------------------------------------------------------------------------------
 

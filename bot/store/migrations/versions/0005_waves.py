@@ -49,6 +49,8 @@ def upgrade() -> None:
         sa.Column("progress_channel", sa.String(64), nullable=True),
         sa.Column("progress_ts", sa.String(64), nullable=True),
         _ts("watch_deadline", nullable=True),
+        sa.Column("lease_owner", sa.String(256), nullable=True),
+        _ts("lease_until", nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_waves"),
         sa.ForeignKeyConstraint(["scan_id"], ["scans.id"], name="fk_waves_scan_id_scans"),
