@@ -1,11 +1,14 @@
 """A 1,000-user wave (bulk hand-over): ``python bench/wave.py [--users N]``.
 
-Starts a throwaway Samba AD DC and the Graph emulator (as ``bench/scan.py`` does), seeds N
-eligible users (an AD user without mail, a cloud user with a mailbox for the same address),
-builds the real bot (Bolt app over HTTP, SQLite, the fake Slack Web API, the real AD and Graph
-adapters), scans, asks for a wave of every eligible user and approves it with a signed "Approve
-all" click, at an unlimited pace. While the wave applies it sends signed ``/smtpmatch``
-commands (the driver of ``bench/ack_latency.py``) and prints:
+Starts a throwaway Samba AD DC, the Graph emulator and the fake Slack Web API (as the tests
+do), seeds N eligible users (an AD user without mail, a cloud user with a mailbox for the same
+address), then runs the bot as an operator would: ``smtpmatch serve --http`` in its own process
+(so the emulator's own CPU does not share the bot's interpreter), SQLite, the real AD and Graph
+adapters. Everything goes through signed Slack requests (the driver of
+``bench/ack_latency.py``): an approver types ``/smtpmatch scan``; the requester presses the
+summary's "Hand over a wave" button and sends the picker; an approver presses "Approve all"
+(unlimited pace). While the wave applies, ``/smtpmatch ADDRESS`` commands are sent every
+``--interval`` seconds. It prints:
 
 - the time to apply the wave (approval → every item settled) and the writes per second;
 - the slash-command ack p50/p99/max while the wave applies (budget p99 < 100 ms);
@@ -17,7 +20,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,21 +31,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import httpx
 import ldap3
 
 from bench.ack_latency import percentile
-from bot.bootstrap import build_bot
-from bot.directories.ad import ActiveDirectory
 from bot.directories.entra import EntraDirectory
 from bot.rules.engine import Policy
 from bot.rules.waves import ItemState, WaveState
-from bot.server import build_http_app
 from bot.services.check import Directories
-from bot.services.scan import begin_scan, complete_scan
-from bot.services.waves import create_wave, poll_wave
+from bot.services.requests import RequestServices
+from bot.services.waves import WaveServices, poll_wave
 from bot.settings import Settings
-from bot.slack_views.waves import WaveActionId
+from bot.slack_views.waves import FIELD_REASON, WaveActionId
 from bot.store.repository import Store
+from bot.store.waves import WaveStore
 from tests.support.graph_emulator import GraphEmulator, LdapParams
 from tests.support.samba import SambaDC
 from tests.support.slack_fake import (
@@ -47,11 +52,12 @@ from tests.support.slack_fake import (
     SIGNING_SECRET,
     FakeSlackApi,
     SlackDriver,
-    serve_asgi,
+    find_action,
 )
 
 DOMAIN = "contoso.com"
 APPROVALS = "C0APPROVALS"
+HELPDESK = "C_HELPDESK"
 APPROVER = "U0APPROVER"
 REQUESTER = "U0REQUESTER"
 
@@ -86,68 +92,103 @@ def seed(dc: SambaDC, graph: GraphEmulator, users: int) -> tuple[Policy, list[st
     return Policy(sync_scope=(scope,)), addresses
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _environment(
+    dc: SambaDC, graph: GraphEmulator, slack: FakeSlackApi, database: Path, scope: str
+) -> dict[str, str]:
+    from bench.scan import _environment as scan_environment
+
+    env = scan_environment(dc, graph, database, scope)
+    env.update(
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=slack.url,
+        SMTPMATCH_APPROVAL_CHANNEL=APPROVALS,
+        SMTPMATCH_APPROVERS=APPROVER,
+        SMTPMATCH_WAVE_WRITES_PER_MINUTE="0",
+        # The bench polls by hand afterwards, counting Graph requests.
+        SMTPMATCH_SYNC_POLL_SECONDS="3600",
+    )
+    return env
+
+
+def _wait(predicate: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
 def main() -> int:
-    """Seed, scan, wave, measure; exit 1 when a budget is missed."""
+    """Seed, serve, scan, wave, measure; exit 1 when a budget is missed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=1000)
-    parser.add_argument("--interval", type=float, default=0.05, help="s between commands")
+    parser.add_argument("--interval", type=float, default=0.1, help="s between commands")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="smtpmatch-bench-wave-"))
     dc = SambaDC(work / "samba")
     graph = GraphEmulator(work / "graph")
+    bot: subprocess.Popen[bytes] | None = None
     try:
         dc.start()
         graph.start()
         policy, addresses = seed(dc, graph, args.users)
+        database = work / "bench.db"
+        Store(f"sqlite:///{database}").migrate()
         with FakeSlackApi() as slack:
-            settings = Settings(
-                _env_file=None,
-                slack_bot_token=BOT_TOKEN,
-                slack_signing_secret=SIGNING_SECRET,
-                slack_api_url=slack.url,
-                smtpmatch_approval_channel=APPROVALS,
-                smtpmatch_approvers=(APPROVER,),
-                ldap_url=(dc.ldaps_url,),
-                ldap_bind_dn=dc.admin_dn,
-                ldap_bind_password=dc.admin_password,
-                ldap_base_dn=dc.base_dn,
-                ldap_ca_file=dc.ca_file,
-                ldap_timeout_seconds=60,
-                smtpmatch_sync_scope=policy.sync_scope,
-                smtpmatch_wave_writes_per_minute=0,
-                smtpmatch_sync_poll_seconds=3600,  # the bench polls by hand, counting requests
-                **graph.settings_overrides(),
+            port = _free_port()
+            env = _environment(dc, graph, slack, database, policy.sync_scope[0])
+            env["SMTPMATCH_PORT"] = str(port)
+            bot = subprocess.Popen(
+                [sys.executable, "-m", "bot.cli", "serve", "--http"],
+                env=env,
+                stderr=open(work / "bot.log", "wb"),  # noqa: SIM115
             )
-            dirs = Directories(
-                ActiveDirectory.from_settings(settings),
-                EntraDirectory.from_settings(settings, ca_file=graph.ca_file),
-                policy,
-            )
-            store = Store(f"sqlite:///{work / 'bench.db'}")
-            store.migrate()
-            bot = build_bot(settings, directories=dirs, store=store)
-            assert bot.waves is not None and bot.context.scans is not None
-            waves = bot.waves
-            scan, _ = begin_scan(bot.context.scans, APPROVER)
-            t_scan = time.monotonic()
-            complete_scan(bot.context.scans, scan.id)
-            scan_seconds = time.monotonic() - t_scan
-            asked = create_wave(waves, scan_id=scan.id, requester_id=REQUESTER, reason="bench")
-            assert asked.wave is not None, asked.message
-            wave_id = asked.wave.id
-            approval = slack.messages(APPROVALS)[-1]
-            with (
-                serve_asgi(build_http_app(bot)) as served,
-                SlackDriver(served.events_url, slack) as drv,
-            ):
+            base = f"http://127.0.0.1:{port}"
+
+            def ready() -> bool:
+                try:
+                    return httpx.get(f"{base}/healthz/live", timeout=1).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            _wait(ready, 60, "the bot to serve")
+            store = Store(f"sqlite:///{database}")
+            waves = WaveStore(store)
+            with SlackDriver(f"{base}/slack/events", slack) as drv:
+                drv.command("scan", user_id=APPROVER)
+                _wait(lambda: slack.files(HELPDESK), 300, "the scan summary")
+                summary = slack.messages(HELPDESK)[-1]
+                block_id, button = find_action(summary.blocks, WaveActionId.OPEN)
+                drv.click(
+                    WaveActionId.OPEN,
+                    str(button["value"]),
+                    REQUESTER,
+                    channel_id=HELPDESK,
+                    message_ts=summary.ts,
+                    block_id=block_id,
+                )
+                _wait(lambda: slack.views_opened(), 30, "the wave picker")
+                drv.submit_view(
+                    WaveActionId.SUBMIT, REQUESTER, {FIELD_REASON: {FIELD_REASON: "bench"}}
+                )
+                _wait(lambda: slack.messages(APPROVALS), 120, "the approval message")
+                [wave] = waves.list_waves()
+                approval = slack.messages(APPROVALS)[0]
                 started = time.monotonic()
                 drv.press(approval, WaveActionId.APPROVE, APPROVER)
                 acks: list[float] = []
                 i = 0
                 while True:
-                    current = waves.waves.get_wave(wave_id)
+                    current = waves.get_wave(wave.id)
                     assert current is not None
-                    if current.state is not WaveState.APPLYING and i > 0:
+                    if current.state not in (WaveState.PENDING, WaveState.APPLYING):
                         break
                     t0 = time.perf_counter()
                     response = drv.command(addresses[i % len(addresses)], user_id=f"U{i:05d}")
@@ -156,27 +197,36 @@ def main() -> int:
                     i += 1
                     time.sleep(args.interval)
                 applied_in = time.monotonic() - started
-            counts = waves.waves.counts(wave_id)
+            bot.send_signal(signal.SIGINT)
+            bot.wait(timeout=60)
+            counts = waves.counts(wave.id)
             written = counts[ItemState.APPLIED]
 
+            # The wave's sync watch, by hand, counting Graph requests per poll.
+            settings = Settings(_env_file=None, **graph.settings_overrides())
+            cloud = EntraDirectory.from_settings(settings, ca_file=graph.ca_file)
+            svc = WaveServices(
+                requests=RequestServices(dirs=Directories(cloud, cloud, policy), store=store),  # type: ignore[arg-type]
+                waves=waves,
+            )
             graph.state.requests.clear()
-            poll_wave(waves, wave_id)
+            poll_wave(svc, wave.id)
             first_poll = [r for r in graph.state.requests if r.path.startswith("/v1.0/")]
             graph.configure_sync_simulator(LdapParams.of_samba(dc)).simulator.run(
                 scope=policy.sync_scope[0]
             )
             graph.state.requests.clear()
-            poll_wave(waves, wave_id)
+            poll_wave(svc, wave.id)
             second_poll = [r for r in graph.state.requests if r.path.startswith("/v1.0/")]
-            after = waves.waves.counts(wave_id)
-            final = waves.waves.get_wave(wave_id)
-            bot.stop()
+            after = waves.counts(wave.id)
+            final = waves.get_wave(wave.id)
+            cloud.close()
             store.close()
 
         ms = [a * 1000 for a in acks]
         p99 = percentile(ms, 0.99)
         budget = math.ceil(written / 15)
-        print(f"Wave of {args.users} eligible users (scan {scan_seconds:.1f} s), unlimited pace")
+        print(f"Wave of {args.users} eligible users through `smtpmatch serve`, unlimited pace")
         print(
             f"  applied in {applied_in:.1f} s: written {written}, skipped "
             f"{counts[ItemState.SKIPPED]}, failed {counts[ItemState.FAILED]} "
@@ -194,6 +244,8 @@ def main() -> int:
         ok = p99 < 100 and len(first_poll) <= budget and len(second_poll) <= budget
         return 0 if ok else 1
     finally:
+        if bot is not None and bot.poll() is None:
+            bot.kill()
         graph.stop()
         dc.remove()
 
