@@ -13,6 +13,7 @@ from slack_bolt.response import BoltResponse
 from bot.slack_views.ids import ActionId, CallbackId
 from handlers import actions, commands, home
 from handlers.context import BotContext, describe_fault
+from handlers.guard import workspace_guard
 
 log = logging.getLogger("smtpmatch.handlers")
 
@@ -41,7 +42,8 @@ def handle_listener_fault(error: Exception, body: Mapping[str, object]) -> BoltR
 
 
 def register(app: App, ctx: BotContext) -> None:
-    """Attach every listener, and the error handler, to ``app``."""
+    """Attach the workspace guard, every listener, and the error handler, to ``app``."""
+    app.use(workspace_guard(ctx.team_id))
     listeners: list[tuple[Callable[[Any], Any], Callable[..., None]]] = [
         (app.command("/smtpmatch"), commands.handle_smtpmatch_command),
         (app.action(ActionId.REQUEST_APPROVAL.value), actions.handle_request_approval_action),

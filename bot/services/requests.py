@@ -43,6 +43,7 @@ from bot.rules.requests import (
 )
 from bot.services.check import Directories, check_match
 from bot.services.create import anchor_of, creation_details, generate_password, guid_of
+from bot.services.faults import public_fault
 
 log = logging.getLogger(__name__)
 E = AuditEventName
@@ -92,6 +93,8 @@ class RequestServices:
     dirs: Directories
     store: RequestStore
     approvers: tuple[str, ...] = ()
+    #: Who may check and request (user ids and user groups; empty: anyone in the workspace).
+    requesters: tuple[str, ...] = ()
     ttl: timedelta = timedelta(hours=24)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     board: ApprovalBoard = field(default_factory=NoBoard)
@@ -190,23 +193,22 @@ class HomeLists:
 
 
 def home_lists(svc: RequestServices, user_id: str, team: TeamDirectory) -> HomeLists:
-    """The user's own requests, those awaiting their decision (approvers only; never their
-    own), and recent results."""
+    """What App Home shows ``user_id``: their own requests; to approvers also those awaiting
+    their decision (never their own) and recent results. Nobody else sees another person's
+    requests or results."""
     approver = is_approver(svc, user_id, team)
-    awaiting = (
-        [
-            r
-            for r in svc.store.list_requests(states=[RequestState.PENDING], limit=20)
-            if r.requester_id != user_id
-        ]
-        if approver
-        else []
-    )
+    own = svc.store.list_requests(requester_id=user_id, limit=10)
+    if not approver:
+        return HomeLists(own=own, awaiting=[], recent=[], is_approver=False)
+    awaiting = [
+        r
+        for r in svc.store.list_requests(states=[RequestState.PENDING], limit=20)
+        if r.requester_id != user_id
+    ]
     recent = svc.store.list_requests(
         states=TERMINAL_STATES | (OPEN_STATES - {RequestState.PENDING}), limit=10
     )
-    own = svc.store.list_requests(requester_id=user_id, limit=10)
-    return HomeLists(own=own, awaiting=awaiting, recent=recent, is_approver=approver)
+    return HomeLists(own=own, awaiting=awaiting, recent=recent, is_approver=True)
 
 
 def request_match(
@@ -280,6 +282,36 @@ def is_approver(svc: RequestServices, user_id: str, team: TeamDirectory) -> bool
     if user_id in svc.approvers:
         return True
     return any(user_id in team.group_members(g) for g in svc.approvers if g.startswith("S"))
+
+
+#: What a person outside ``SMTPMATCH_REQUESTERS`` is told (nothing was looked up).
+NOT_A_REQUESTER = (
+    ":no_entry: You are not one of the people allowed to check or request SMTP matches "
+    "with this bot (SMTPMATCH_REQUESTERS); ask the bot's admin."
+)
+
+
+def requester_known(svc: RequestServices, user_id: str) -> bool | None:
+    """Whether ``user_id`` may request, when that is known without asking Slack.
+
+    Returns:
+        True (anyone may, or listed by id), False (not listed and no group is configured),
+        or None (only the groups can tell: see :func:`may_request`).
+    """
+    if not svc.requesters or user_id in svc.requesters:
+        return True
+    return None if any(r.startswith("S") for r in svc.requesters) else False
+
+
+def may_request(svc: RequestServices, user_id: str, team: TeamDirectory | None) -> bool:
+    """Whether ``user_id`` may check and request: listed in ``requesters`` by id or through a
+    user group (resolved now, like approvers), or anyone when none are configured."""
+    known = requester_known(svc, user_id)
+    if known is not None:
+        return known
+    if team is None:
+        return False
+    return any(user_id in team.group_members(g) for g in svc.requesters if g.startswith("S"))
 
 
 def authorize_decision(
@@ -406,7 +438,7 @@ def _release(
     return Result(
         Outcome.OUTAGE,
         request=released,
-        message=f"{exc.directory} could not be reached, so nothing was changed and the request "
+        message=f"{public_fault(exc)}, so nothing was changed and the request "
         f"is pending again; try again later (ref {reference}).",
         reference=reference,
     )
@@ -485,9 +517,8 @@ def _apply(svc: RequestServices, request: MatchRequest, actor: str) -> Result:
     try:
         applied = svc.dirs.onprem.apply(report.plan)
     except ConcurrentModification as exc:
-        return _fail(
-            svc, request, actor, Outcome.CONFLICT, f"{exc}. Nothing was overwritten.", report
-        )
+        why = f"{public_fault(exc)}. Nothing was overwritten."
+        return _fail(svc, request, actor, Outcome.CONFLICT, why, report)
     except DirectoryError as exc:
         # The modify may have reached AD before the connection dropped: look, don't guess.
         return _settle_after_fault(svc, request, actor, report.plan, exc, report)
@@ -532,9 +563,9 @@ def _create(svc: RequestServices, request: MatchRequest, actor: str, report: Rep
         )
         return _fail(svc, request, actor, Outcome.CONFLICT, why, report)
     except (InsecureTransport, PermissionMissing, SchemaViolation) as exc:
-        return _fail(
-            svc, request, actor, Outcome.CONFLICT, f"{exc}. No account was created.", report
-        )
+        log.warning("creation for %s refused: %s", request.id, exc)
+        why = f"{public_fault(exc)}. No account was created."
+        return _fail(svc, request, actor, Outcome.CONFLICT, why, report)
     except DirectoryError as exc:
         # The add may have reached AD before the connection dropped: look, don't guess.
         return _settle_after_fault(svc, request, actor, report.plan, exc, report)
@@ -668,9 +699,10 @@ def _settle_after_fault(
         )
     if written is _Written.BEFORE:
         return _release(svc, request, actor, exc)
+    log.warning("write for %s failed: %s", request.id, exc)
     why = (
-        f"The write failed ({exc}) and the AD object now holds neither the old nor the planned "
-        "values: someone else changed it. Check it by hand."
+        f"The write failed ({public_fault(exc)}) and the AD object now holds neither the old "
+        "nor the planned values: someone else changed it. Check it by hand."
     )
     return _fail(svc, request, actor, Outcome.CONFLICT, why, report)
 
@@ -730,7 +762,7 @@ def revert_request(
         return Result(
             Outcome.CONFLICT,
             request=request,
-            message=f"{exc}. The values were changed by someone else (or already "
+            message=f"{public_fault(exc)}. The values were changed by someone else (or already "
             "reverted); nothing was overwritten.",
         )
     except DirectoryError as exc:
@@ -777,8 +809,8 @@ def _revert_creation(svc: RequestServices, request: MatchRequest, actor: str) ->
         return Result(
             Outcome.CONFLICT,
             request=request,
-            message=f"{exc}. The created account was moved or deleted by someone else; "
-            "nothing was deleted.",
+            message=f"{public_fault(exc)}. The created account was moved or deleted by someone "
+            "else; nothing was deleted.",
         )
     except DirectoryError as exc:
         return _revert_outage(request, exc)
@@ -851,7 +883,7 @@ def _revert_outage(request: MatchRequest, exc: DirectoryError) -> Result:
         Outcome.OUTAGE,
         request=request,
         reference=reference,
-        message=f"{exc.directory} could not be reached; nothing was changed (ref {reference}).",
+        message=f"{public_fault(exc)}; nothing was changed (ref {reference}).",
     )
 
 

@@ -493,7 +493,8 @@ def home_view(
     *,
     is_approver: bool,
 ) -> Block:
-    """App Home: my requests, those awaiting my decision, recent results."""
+    """App Home: my requests; for approvers also those awaiting my decision and recent
+    results (nobody else sees other people's requests)."""
     blocks: list[Block] = [
         {"type": "header", "text": {"type": "plain_text", "text": "smtpmatch"}},
         _context("Type `/smtpmatch ADDRESS` in any channel to check an address."),
@@ -507,10 +508,10 @@ def home_view(
         blocks += [_section(t) for t in _chunks(_request_line(r) for r in awaiting)] or [
             _context("Nothing waits for your decision.")
         ]
-    blocks.append({"type": "header", "text": {"type": "plain_text", "text": "Recent results"}})
-    blocks += [_section(t) for t in _chunks(_request_line(r) for r in recent)] or [
-        _context("No results yet.")
-    ]
+        blocks.append({"type": "header", "text": {"type": "plain_text", "text": "Recent results"}})
+        blocks += [_section(t) for t in _chunks(_request_line(r) for r in recent)] or [
+            _context("No results yet.")
+        ]
     shown: list[JsonValue] = [*fit(blocks, [], VIEW_BLOCK_LIMIT)]
     return {"type": "home", "blocks": shown}
 
