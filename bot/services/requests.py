@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from pydantic import JsonValue
+
 from bot.domain import AuditEventName, AuditNote, MatchRequest, OpenRequestExists
 from bot.errors import (
     ConcurrentModification,
@@ -733,111 +735,122 @@ def revert_request(
     """An approver other than the requester undoes an applied change that has not matched:
     the old values come back through the same concurrency-safe write.
 
-    Entra ID is asked first: once the cloud user is bound to the AD user, restoring the old AD
-    values would not unbind it, so the revert is refused (and a request whose sync timed out
-    but bound later is settled as matched). Refusals are audited.
+    The request is claimed first (``reverting``, compare-and-set, audited in the same
+    transaction), so two reverts, or a revert and the sync watcher, act once. Then Entra ID is
+    asked live: once the cloud user is bound to the AD user, restoring the old AD values would
+    not unbind it, so the revert is refused and the request settled as matched. Only then is
+    AD written, and the claim ends in ``reverted`` with the restored values: the write and its
+    audit event cannot disagree. When nothing was written the claim is released to the state
+    it came from. Refusals are audited.
     """
     checked = authorize_decision(svc, request_id, actor, team, Decision.REVERT)
     if isinstance(checked, Result):
         return checked
     request = checked
-    from_states, to_state = decision_transition(Decision.REVERT)
+    from_states, claim = decision_transition(Decision.REVERT)
     if request.state not in from_states or request.applied is None:
         return _stale(svc, request_id)
+    came_from = request.state
+    claimed = svc.store.transition(
+        request_id,
+        [came_from],
+        claim,
+        audit=AuditNote(E.REVERT_STARTED, actor, {"from": str(came_from)}),
+    )
+    if claimed is None or claimed.applied is None:
+        return _stale(svc, request_id)  # another revert, or the watcher, moved it first
     try:
-        bound = _bound_now(svc, request)
+        bound = _bound_now(svc, claimed)
     except DirectoryError as exc:
-        return _revert_outage(request, exc)
+        return _revert_outage(svc, claimed, actor, came_from, exc)
     if bound:
-        return _refuse_bound_revert(svc, request, actor)
-    if request.applied.creates:
-        return _revert_creation(svc, request, actor)
-    inverse = request.applied.inverse()
+        return _refuse_bound_revert(svc, claimed, actor)
+    if claimed.applied.creates:
+        return _revert_creation(svc, claimed, actor, came_from)
+    inverse = claimed.applied.inverse()
     try:
         restored = svc.dirs.onprem.apply(inverse)
     except ConcurrentModification as exc:
-        svc.store.append_audit(
-            E.REVERT_REFUSED, request_id=request.id, actor=actor, details={"why": str(exc)}
-        )
-        return Result(
+        return _release_revert(
+            svc,
+            claimed,
+            actor,
+            came_from,
             Outcome.CONFLICT,
-            request=request,
-            message=f"{public_fault(exc)}. The values were changed by someone else (or already "
+            f"{public_fault(exc)}. The values were changed by someone else (or already "
             "reverted); nothing was overwritten.",
         )
     except DirectoryError as exc:
-        return _revert_outage(request, exc)
-    audit = AuditNote(E.REVERTED, actor, plan_to_dict(restored))
+        # The modify may have reached AD before the connection dropped: look, don't guess.
+        try:
+            written = _what_ad_holds(svc, claimed, inverse)
+        except DirectoryError:
+            return _revert_unsettled(claimed, exc)
+        if written is not _Written.AFTER:
+            return _revert_outage(svc, claimed, actor, came_from, exc)
+        restored = inverse
     reverted = svc.store.transition(
         request_id,
-        from_states,
-        to_state,
-        audit=audit,
+        [claim],
+        RequestState.REVERTED,
+        audit=AuditNote(E.REVERTED, actor, plan_to_dict(restored)),
         decided_by=actor,
         decided_at=svc.clock(),
     )
-    if reverted is None:
-        # The watcher settled the request while AD was being written: the write happened
-        # all the same, so it is recorded (the log must never miss a change).
-        current = svc.store.get_request(request_id)
-        state = current.state if current else "gone"
-        svc.store.append_audit(
-            E.REVERTED,
-            request_id=request_id,
-            actor=actor,
-            details={**plan_to_dict(restored), "note": f"the request was already {state}"},
-        )
-        return Result(
-            Outcome.REVERTED,
-            request=current,
-            message=f"Reverted in AD, but the request had meanwhile become {state}.",
-        )
     return Result(Outcome.REVERTED, request=reverted, message="Reverted: the old values are back.")
 
 
-def _revert_creation(svc: RequestServices, request: MatchRequest, actor: str) -> Result:
+def _release_revert(
+    svc: RequestServices,
+    request: MatchRequest,
+    actor: str,
+    came_from: RequestState,
+    outcome: Outcome,
+    why: str,
+    reference: str | None = None,
+) -> Result:
+    """Nothing was written: give the claim back (audited as a refused revert)."""
+    details: dict[str, JsonValue] = {"why": why}
+    if reference:
+        details["reference"] = reference
+    released = svc.store.transition(
+        request.id,
+        [RequestState.REVERTING],
+        came_from,
+        audit=AuditNote(E.REVERT_REFUSED, actor, details),
+    )
+    return Result(outcome, request=released or request, message=why, reference=reference)
+
+
+def _revert_creation(
+    svc: RequestServices, request: MatchRequest, actor: str, came_from: RequestState
+) -> Result:
     """Undo KB step 2 before the match: delete exactly the account the bot created (by its
     objectGUID, recorded at creation), audited."""
-    from_states, to_state = decision_transition(Decision.REVERT)
     guid = guid_of(request.anchor)
     try:
         svc.dirs.onprem.delete(request.onprem_dn, guid)
     except (NotFound, ConcurrentModification) as exc:
-        svc.store.append_audit(
-            E.REVERT_REFUSED, request_id=request.id, actor=actor, details={"why": str(exc)}
-        )
-        return Result(
+        return _release_revert(
+            svc,
+            request,
+            actor,
+            came_from,
             Outcome.CONFLICT,
-            request=request,
-            message=f"{public_fault(exc)}. The created account was moved or deleted by someone "
+            f"{public_fault(exc)}. The created account was moved or deleted by someone "
             "else; nothing was deleted.",
         )
     except DirectoryError as exc:
-        return _revert_outage(request, exc)
+        return _revert_outage(svc, request, actor, came_from, exc)
     details = {"action": "delete", "dn": request.onprem_dn, "guid": str(guid)}
     reverted = svc.store.transition(
         request.id,
-        from_states,
-        to_state,
+        [RequestState.REVERTING],
+        RequestState.REVERTED,
         audit=AuditNote(E.REVERTED, actor, details),
         decided_by=actor,
         decided_at=svc.clock(),
     )
-    if reverted is None:
-        current = svc.store.get_request(request.id)
-        state = current.state if current else "gone"
-        svc.store.append_audit(
-            E.REVERTED,
-            request_id=request.id,
-            actor=actor,
-            details={**details, "note": f"the request was already {state}"},
-        )
-        return Result(
-            Outcome.REVERTED,
-            request=current,
-            message=f"The created AD account was deleted, but the request had meanwhile become "
-            f"{state}.",
-        )
     return Result(
         Outcome.REVERTED, request=reverted, message="Reverted: the created AD account was deleted."
     )
@@ -854,6 +867,8 @@ def _bound_now(svc: RequestServices, request: MatchRequest) -> bool:
 
 
 def _refuse_bound_revert(svc: RequestServices, request: MatchRequest, actor: str) -> Result:
+    """Entra ID has bound the users: the claimed request becomes ``matched`` (audited as a
+    refused revert and as the sync result), and nothing is written."""
     why = (
         "Entra ID has already bound the cloud user to the AD account the bot created, so "
         "deleting it would delete the cloud user with it; nothing was changed."
@@ -864,26 +879,53 @@ def _refuse_bound_revert(svc: RequestServices, request: MatchRequest, actor: str
     svc.store.append_audit(
         E.REVERT_REFUSED, request_id=request.id, actor=actor, details={"why": "already bound"}
     )
-    settled = None
-    if request.state in (RequestState.APPLIED, RequestState.SYNC_TIMEOUT):
-        settled = svc.store.transition(
-            request.id,
-            [request.state],
-            RequestState.MATCHED,
-            audit=AuditNote(E.SYNC_MATCHED, None, {"detail": "bound (seen at a revert)"}),
-            decision_reason="Matched: Entra ID bound the users (seen when a revert was asked).",
-        )
+    settled = svc.store.transition(
+        request.id,
+        [RequestState.REVERTING],
+        RequestState.MATCHED,
+        audit=AuditNote(E.SYNC_MATCHED, None, {"detail": "bound (seen at a revert)"}),
+        decision_reason="Matched: Entra ID bound the users (seen when a revert was asked).",
+    )
     return Result(Outcome.STALE, request=settled or request, message=why)
 
 
-def _revert_outage(request: MatchRequest, exc: DirectoryError) -> Result:
+def _revert_outage(
+    svc: RequestServices,
+    request: MatchRequest,
+    actor: str,
+    came_from: RequestState,
+    exc: DirectoryError,
+) -> Result:
     reference = new_reference()
     log.warning("revert of %s failed [ref %s]: %s", request.id, reference, exc)
+    return _release_revert(
+        svc,
+        request,
+        actor,
+        came_from,
+        Outcome.OUTAGE,
+        f"{public_fault(exc)}; nothing was changed (ref {reference}).",
+        reference,
+    )
+
+
+def _revert_unsettled(request: MatchRequest, exc: DirectoryError) -> Result:
+    """The restoring write failed and AD cannot be read: whether it happened is unknown, so
+    the claim stays in ``reverting`` (nothing else can act on it) for a person to check."""
+    reference = new_reference()
+    log.error(
+        "revert of %s: the write failed and AD cannot be re-read; the request stays "
+        "reverting [ref %s]: %s",
+        request.id,
+        reference,
+        exc,
+    )
     return Result(
         Outcome.OUTAGE,
         request=request,
         reference=reference,
-        message=f"{public_fault(exc)}; nothing was changed (ref {reference}).",
+        message=f"{exc.directory} stopped answering during the revert; whether the old values "
+        f"are back is unknown, so the request stays reverting until checked (ref {reference}).",
     )
 
 

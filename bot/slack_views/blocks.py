@@ -61,6 +61,7 @@ _STATE_TEXT = {
     RequestState.REJECTED: ":no_entry: Rejected",
     RequestState.EXPIRED: ":hourglass: Expired without a decision",
     RequestState.FAILED: ":x: Not applied",
+    RequestState.REVERTING: ":gear: Reverting; re-checking and restoring…",
     RequestState.REVERTED: ":leftwards_arrow_with_hook: Reverted",
 }
 _TEXT_LIMIT = 2900  # a section's text may hold 3000 characters
