@@ -69,9 +69,50 @@ _USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
 
 
+#: Line breaks of any kind: a directory value must never start a line of its own (a fake
+#: verdict, a quote) in a message.
+_LINE_BREAK = re.compile(r"\r\n|[\n\r\v\f\x85\u2028\u2029]")
+#: Other control characters, shown as a replacement mark.
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+#: A formatting character (bold, italic, strike) at a word's edge, where Slack would read it
+#: as markup; inside a word (``jane_doe``) it is never markup and stays as is (copyable).
+_MARKUP_EDGE = re.compile(r"(?<![0-9A-Za-z])[*_~]|[*_~](?![0-9A-Za-z])")
+#: A colon that could open an emoji (``:name:``); ``SMTP:jane@…`` stays as is.
+_EMOJI_OPEN = re.compile(r":(?=[\w+'-]+:)")
+_ZWSP = "\u200b"
+
+
+def escape(text: str, *, code: bool = False) -> str:
+    """``text`` shown literally in mrkdwn: the one escaping function for every value that
+    comes from a directory or a person.
+
+    No mention, link, emoji, formatting or line break can come from it: ``& < >`` become
+    entities, line breaks a visible arrow, control characters a replacement mark, and a
+    zero-width space keeps ``* _ ~`` at a word's edge and an emoji's opening colon from being
+    read as markup. (A backtick can only make text literal, so free text keeps its own.)
+
+    Args:
+        text: the value.
+        code: the value goes inside a code span, where Slack applies no formatting: only the
+            entities and line breaks need care (a backtick, which would end the span, becomes
+            a look-alike), so a copied value stays exact.
+    """
+    text = _LINE_BREAK.sub(" \u21b5 ", text)
+    text = _CONTROL.sub("\ufffd", text)
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if code:
+        return text.replace("`", "\u02cb")
+    text = _MARKUP_EDGE.sub(lambda m: f"{_ZWSP}{m.group(0)}{_ZWSP}", text)
+    return _EMOJI_OPEN.sub(f":{_ZWSP}", text)
+
+
 def _escape(text: str) -> str:
-    """Escape the three characters Slack's mrkdwn treats as control characters."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return escape(text)
+
+
+def _code(text: str) -> str:
+    """``text`` as an inline code span, shown literally and exactly."""
+    return f"`{escape(text, code=True)}`"
 
 
 def _section(text: str) -> Block:
@@ -110,7 +151,7 @@ def _chunks(lines: Iterable[str]) -> list[str]:
 def _value(values: tuple[str, ...]) -> str:
     if not values:
         return "_(not set)_"
-    return "\n".join(f"`{_escape(v)}`" for v in values)
+    return "\n".join(_code(v) for v in values)
 
 
 def _line(label: str, value: str | Sequence[str] | None) -> str:
@@ -170,7 +211,7 @@ def plan_blocks(plan: ChangePlan | None, heading: str = "Planned change") -> lis
     """The change as attribute / before / after."""
     if plan is None or not plan.changes:
         return []
-    lines = [f"*{heading}* on `{_escape(plan.dn)}`"]
+    lines = [f"*{heading}* on {_code(plan.dn)}"]
     for change in plan.changes:
         lines.append(
             f"• *{change.attribute}*\n    before: {_value(change.before)}\n"
@@ -190,7 +231,7 @@ def _report_body(report: Report) -> list[Block]:
     if len(report.candidates) > 1:
         lines = ["*AD candidates* (name one: `/smtpmatch ADDRESS ACCOUNT`)"]
         lines += [
-            f"• `{_escape(c.sam_account_name or '?')}`  {_escape(c.dn)}" for c in report.candidates
+            f"• {_code(c.sam_account_name or '?')}  {_escape(c.dn)}" for c in report.candidates
         ]
         blocks.append(_section("\n".join(lines)))
     check_lines = []
@@ -272,14 +313,14 @@ def approval_blocks(request: MatchRequest) -> list[Block]:
     if request.plan.creates:
         ask = (
             f":new: <@{request.requester_id}> asks to *create a new AD account* "
-            f"`{_escape(request.onprem_dn)}` for `{_escape(request.target_address)}` (KB 2641663 "
+            f"{_code(request.onprem_dn)} for {_code(request.target_address)} (KB 2641663 "
             "step 2), then SMTP-match it. Approving creates the account, enabled.\n"
             f"*Password:* {_escape(PASSWORD_CONSEQUENCE)}"
         )
     else:
         ask = (
             f":envelope: <@{request.requester_id}> asks to SMTP-match "
-            f"`{_escape(request.target_address)}` to `{_escape(request.onprem_dn)}`."
+            f"{_code(request.target_address)} to {_code(request.onprem_dn)}."
         )
     blocks: list[Block] = [
         _section(f"{ask}{reason}\nRequest `{request.id}` · expires {_when(request.expires_at)}"),
@@ -322,8 +363,8 @@ def notify_blocks(request: MatchRequest, status: str) -> list[Block]:
     return [
         _section(
             f"*SMTP match{' (new AD account)' if request.plan.creates else ''}* "
-            f"`{request.id}`: `{_escape(request.target_address)}` → "
-            f"`{_escape(request.onprem_dn)}`\nRequested by <@{request.requester_id}>"
+            f"`{request.id}`: {_code(request.target_address)} → "
+            f"{_code(request.onprem_dn)}\nRequested by <@{request.requester_id}>"
             + (f", approved by <@{request.decided_by}>" if request.decided_by else "")
             + f"\n{_escape(status)}"
         )
@@ -363,11 +404,6 @@ def message_blocks(text: str) -> list[Block]:
     return [_section(_escape(text))]
 
 
-def escape(text: str) -> str:
-    """``text`` shown literally inside mrkdwn (no mention, link or markup can come from it)."""
-    return _escape(text)
-
-
 def mention(user_id: str | None) -> str:
     """A mention Slack renders as the person's name; anything but a user id is shown as is."""
     if user_id and _USER_ID.fullmatch(user_id):
@@ -394,12 +430,12 @@ def request_posted_announcement(request: MatchRequest, channel: str | None) -> A
     """To the requester: the request went to the approvers."""
     if request.plan.creates:
         return _announce(
-            f"Your request `{_escape(request.id)}` to create the AD account "
-            f"`{_escape(request.onprem_dn)}` for {_escape(request.target_address)} went to "
+            f"Your request {_code(request.id)} to create the AD account "
+            f"{_code(request.onprem_dn)} for {_escape(request.target_address)} went to "
             f"{channel_link(channel)} for approval. {_escape(PASSWORD_CONSEQUENCE)}"
         )
     return _announce(
-        f"Your request `{_escape(request.id)}` to match {_escape(request.target_address)} went "
+        f"Your request {_code(request.id)} to match {_escape(request.target_address)} went "
         f"to {channel_link(channel)} for approval."
     )
 
@@ -408,13 +444,13 @@ def applied_announcement(request: MatchRequest) -> Announcement:
     """To the requester: approved and written (or, KB step 2, the account created)."""
     if request.applied is not None and request.applied.creates:
         return _announce(
-            f"Your request `{_escape(request.id)}` was approved by {mention(request.decided_by)}: "
-            f"the AD account `{_escape(request.onprem_dn)}` was created, enabled. Directory sync "
+            f"Your request {_code(request.id)} was approved by {mention(request.decided_by)}: "
+            f"the AD account {_code(request.onprem_dn)} was created, enabled. Directory sync "
             f"will now bind {_escape(request.target_address)}. {_escape(PASSWORD_CONSEQUENCE)}",
             plan_blocks(request.applied, "Created"),
         )
     return _announce(
-        f"Your SMTP match `{_escape(request.id)}` was approved by {mention(request.decided_by)} "
+        f"Your SMTP match {_code(request.id)} was approved by {mention(request.decided_by)} "
         f"and written to AD. Directory sync will now bind {_escape(request.target_address)}.",
         plan_blocks(request.applied, "Written"),
     )
@@ -423,7 +459,7 @@ def applied_announcement(request: MatchRequest) -> Announcement:
 def rejected_announcement(request: MatchRequest) -> Announcement:
     """To the requester: rejected, with the approver's reason."""
     return _announce(
-        f"Your SMTP match `{_escape(request.id)}` for {_escape(request.target_address)} was "
+        f"Your SMTP match {_code(request.id)} for {_escape(request.target_address)} was "
         f"rejected by {mention(request.decided_by)}: {_escape(request.decision_reason or '')}"
     )
 
@@ -433,13 +469,13 @@ def reverted_announcement(request: MatchRequest) -> Announcement:
     the bot created is deleted)."""
     if request.applied is not None and request.applied.creates:
         return _announce(
-            f"SMTP match `{_escape(request.id)}` for {_escape(request.target_address)} was "
+            f"SMTP match {_code(request.id)} for {_escape(request.target_address)} was "
             f"reverted by {mention(request.decided_by)}: the AD account "
-            f"`{_escape(request.onprem_dn)}` the bot created was deleted."
+            f"{_code(request.onprem_dn)} the bot created was deleted."
         )
     restored = request.applied.inverse() if request.applied else None
     return _announce(
-        f"SMTP match `{_escape(request.id)}` for {_escape(request.target_address)} was reverted "
+        f"SMTP match {_code(request.id)} for {_escape(request.target_address)} was reverted "
         f"by {mention(request.decided_by)}: the old AD values are back.",
         plan_blocks(restored, "Restored"),
     )
@@ -448,7 +484,7 @@ def reverted_announcement(request: MatchRequest) -> Announcement:
 def outcome_announcement(request: MatchRequest, message: str) -> Announcement:
     """To the requester: any other outcome, in the service's plain words."""
     return _announce(
-        f"Your SMTP match `{_escape(request.id)}` for {_escape(request.target_address)}: "
+        f"Your SMTP match {_code(request.id)} for {_escape(request.target_address)}: "
         f"{_escape(message)}"
     )
 
