@@ -115,7 +115,9 @@ def _report(
         reply(
             f"{report.address}: {report.verdict}",
             report_blocks(
-                report, request_check=check_id if ctx.approval_channel is not None else None
+                report,
+                request_check=check_id if ctx.approval_channel is not None else None,
+                approvals=ctx.approval_channel is not None,
             ),
         )
 

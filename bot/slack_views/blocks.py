@@ -268,10 +268,26 @@ def fit(body: Sequence[Block], actions: Sequence[Block], limit: int) -> list[Blo
     return [*body, *actions]
 
 
-def report_blocks(report: Report, *, request_check: int | None = None) -> list[Block]:
+#: Why an eligible report has no button when the bot has nowhere to send requests.
+NO_APPROVAL_CHANNEL = (
+    "No approval channel is configured (SMTPMATCH_APPROVAL_CHANNEL), so this report has no "
+    "Request approval button: ask the bot's admin."
+)
+
+
+def report_blocks(
+    report: Report, *, request_check: int | None = None, approvals: bool = True
+) -> list[Block]:
     """The report for the requester: entries, checks, verdict, plan, and, when the report is
     eligible and ``request_check`` (the id of the recorded check) is given, the "Request
-    approval" button, which carries that id and nothing else."""
+    approval" button, which carries that id and nothing else.
+
+    Args:
+        report: the report.
+        request_check: the id of the recorded check, for the button.
+        approvals: whether requests can be sent anywhere; when not, an eligible report says
+            why it has no button.
+    """
     header: Block = {
         "type": "header",
         "text": {"type": "plain_text", "text": f"SMTP match: {report.address}"[:150]},
@@ -288,6 +304,8 @@ def report_blocks(report: Report, *, request_check: int | None = None) -> list[B
             "Request account creation", ActionId.REQUEST_APPROVAL, str(request_check), "primary"
         )
         actions.append({"type": "actions", "elements": [button]})
+    elif not approvals and (report.verdict is Verdict.ELIGIBLE or _offers_creation(report)):
+        actions.append(_context(f":information_source: {NO_APPROVAL_CHANNEL}"))
     return fit([header, *_report_body(report)], actions, MESSAGE_BLOCK_LIMIT)
 
 
@@ -355,7 +373,7 @@ def approval_blocks(request: MatchRequest) -> list[Block]:
 def approval_text(request: MatchRequest) -> str:
     """The notification text of the approval message."""
     kind = "AD account creation" if request.plan.creates else "SMTP match"
-    return f"{kind} request {request.id} for {request.target_address}: {request.state}"
+    return f"{kind} request {request.id} for {escape(request.target_address)}: {request.state}"
 
 
 def notify_blocks(request: MatchRequest, status: str) -> list[Block]:
@@ -503,7 +521,8 @@ def help_blocks() -> list[Block]:
             "365 user, and does it after approval.\n"
             "• `/smtpmatch jane@contoso.com`: check the address in both directories\n"
             "• `/smtpmatch jane@contoso.com jdoe`: name the AD account (sAMAccountName, UPN or "
-            "DN)\n• `/smtpmatch help`: this text\n"
+            "DN)\n• `/smtpmatch scan`: a whole-tenant readiness scan, every cloud-only user "
+            "judged, with a CSV (approvers only)\n• `/smtpmatch help`: this text\n"
             "When the verdict is *eligible*, press *Request approval*; an approver (not you) "
             "decides, the bot re-checks everything, writes `mail` and `proxyAddresses`, and "
             "tells you when directory sync has matched the accounts. When no AD account exists "
