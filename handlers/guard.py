@@ -70,3 +70,14 @@ def workspace_guard(team_id: str | None) -> Middleware:
         return BoltResponse(status=200, body="")
 
     return guard
+
+
+def actor_of(body: Mapping[str, object]) -> tuple[str | None, str | None]:
+    """The Slack user id and user name a request carries (``user_id``/``user_name`` for a
+    slash command, ``user.id`` and ``user.username``/``user.name`` for interactions)."""
+    user = body.get("user")
+    if isinstance(user, Mapping):
+        name = user.get("username") or user.get("name")
+        return _id_of(user.get("id")), name if isinstance(name, str) and name else None
+    name = body.get("user_name")
+    return _id_of(body.get("user_id")), name if isinstance(name, str) and name else None

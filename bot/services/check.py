@@ -257,9 +257,7 @@ def _combined(faults: list[BaseException]) -> BaseException:
         return next(iter(first.values()))
     ordered = sorted(
         first.values(),
-        key=lambda f: (
-            _DIRECTORY_ORDER.index(f.directory) if f.directory in _DIRECTORY_ORDER else 2
-        ),
+        key=lambda f: _DIRECTORY_ORDER.index(f.directory) if f.directory in _DIRECTORY_ORDER else 2,
     )
     kind = (
         DirectoryUnavailable

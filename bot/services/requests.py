@@ -148,18 +148,21 @@ def check_for(
     report = check_match(svc.dirs, address, onprem_id)
     record_check(report.verdict)
     event = svc.store.append_audit(
-        E.CHECKED,
-        actor=actor,
-        details={
-            "address": report.address,
-            "onprem": onprem_id,
-            "dn": report.onprem.dn if report.onprem else None,
-            "verdict": str(report.verdict),
-            # KB step 2: the report offers the creation of the AD account.
-            "create": bool(report.plan and report.plan.creates),
-        },
+        E.CHECKED, actor=actor, details=checked_details(report, onprem_id)
     )
     return report, event.id
+
+
+def checked_details(report: Report, onprem_id: str | None) -> dict[str, JsonValue]:
+    """What the audit log keeps of a check (in Slack or on the command line)."""
+    return {
+        "address": report.address,
+        "onprem": onprem_id,
+        "dn": report.onprem.dn if report.onprem else None,
+        "verdict": str(report.verdict),
+        # KB step 2: the report offers the creation of the AD account.
+        "create": bool(report.plan and report.plan.creates),
+    }
 
 
 def load_check(svc: RequestServices, check_id: str, actor: str) -> tuple[str, str | None] | str:

@@ -220,3 +220,35 @@ def test_a_fault_reply_names_the_directory_and_a_reference_but_no_host_or_bind_d
     assert "dc1.corp" not in shown and "CN=svc" not in shown and "636" not in shown
     reference = shown.split("ref ")[1][:8]
     assert any(reference in r.getMessage() and "dc1.corp" in r.getMessage() for r in caplog.records)
+
+
+def test_audit_events_record_the_actors_name_next_to_their_id(run: Any, capsys: Any) -> None:
+    with run() as bot:
+        response = bot.driver.command(ADDRESS, user_id=REQUESTER, user_name="helpdesk.hannah")
+        assert response.status_code == 200
+        name = bot.driver.last_response_url_name
+        call = bot.slack.wait_for(
+            lambda c: c.method == "response_url" and c.target == name, timeout=10
+        )
+        block_id, button = find_action(call.args["blocks"], ActionId.REQUEST_APPROVAL)
+        bot.driver.click(
+            ActionId.REQUEST_APPROVAL,
+            button["value"],
+            REQUESTER,
+            channel_id="C1",
+            message_ts="1.1",
+            block_id=block_id,
+            user_name="helpdesk.hannah",
+        )
+        bot.slack.wait_for("views.open", timeout=10)
+        bot.driver.submit_view(
+            CallbackId.REQUEST_REASON,
+            REQUESTER,
+            {REASON_BLOCK: {REASON_ACTION: "x"}},
+            user_name="helpdesk.hannah",
+        )
+        bot.slack.wait_for(lambda c: bool(bot.slack.messages(APPROVALS)), timeout=10)
+        events = {e.event: e for e in bot.store.list_audit()}
+    assert events["checked"].actor == REQUESTER
+    assert events["checked"].details["actor_name"] == "helpdesk.hannah"
+    assert events["requested"].details["actor_name"] == "helpdesk.hannah"
