@@ -269,7 +269,9 @@ def render_report(report: Report, *, width: int | None = None, colour: bool = Fa
     if len(report.candidates) > 1 or (report.onprem is None and report.candidates):
         out.append("AD candidates:")
         for user in report.candidates:
-            out += _wrapped(f"{user.sam_account_name or '?'}  {user.dn}", width, "  - ", "    ")
+            upn = f"  UPN {user.user_principal_name}" if user.user_principal_name else ""
+            line = f"{user.sam_account_name or '?'}  {user.dn}{upn}"
+            out += _wrapped(line, width, "  - ", "    ")
         out.append("")
     out.append(paint("Checks:", _BOLD))
     shown = [c for c in report.checks if c.status is not Status.SKIP]

@@ -228,7 +228,7 @@ class DemoActiveDirectory:
         """See :meth:`bot.ports.OnPremDirectory.find_users`."""
         with self._lock:
             if onprem_id is not None:
-                return [
+                named = [
                     u
                     for u in self.users
                     if onprem_id.casefold()
@@ -238,6 +238,20 @@ class DemoActiveDirectory:
                         (u.user_principal_name or "").casefold(),
                     }
                 ]
+                # A DN names an object of any class, as the real adapter finds it (so that the
+                # rules can refuse a contact or a group with onprem.is_person).
+                named += [
+                    OnPremUser(
+                        dn=o.id,
+                        object_guid=_guid(o.id),
+                        kind=o.kind,
+                        display_name=o.name,
+                        mail=o.value if o.attribute == "mail" else None,
+                    )
+                    for o in self.other_objects
+                    if o.id.casefold() == onprem_id.casefold()
+                ]
+                return named
             local = address.split("@", 1)[0]
             return [
                 u

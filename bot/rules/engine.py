@@ -159,8 +159,12 @@ def _describe_cloud(user: CloudUser) -> str:
 
 
 def _describe_onprem(user: OnPremUser) -> str:
+    # The UPN is shown whenever it differs from the account name: it is often why the AD
+    # object was found at all.
     name = user.sam_account_name or user.user_principal_name or user.display_name or "?"
-    return f"{name} ({user.dn})"
+    upn = user.user_principal_name
+    extra = f", UPN {upn}" if upn and upn != name else ""
+    return f"{name} ({user.dn}{extra})"
 
 
 def _describe_holder(holder: Holder) -> str:
@@ -470,7 +474,9 @@ def _check_cloud_user(
             CheckId.CLOUD_MEMBER_USER,
             Status.FAIL,
             f"userType is {cloud.user_type}: guests cannot be taken over by directory sync.",
-            "Create a member account instead of matching the guest.",
+            "Convert the guest to an internal member user (Entra admin center: the user's "
+            "'Convert to internal user', or set userType to Member), then check again; or "
+            "create a member account for the person instead of matching the guest.",
         )
 
     _check_unknowable(
@@ -955,7 +961,11 @@ def _check_not_yet_synced(
             "Sync already exported this AD user as "
             + "; ".join(_describe_cloud(o) for o in others)
             + ". Changing its mail gives an error or a quarantined duplicate, not a match.",
-            "Match a different AD user, or delete the earlier cloud twin first.",
+            "Match a different AD user, or remove the earlier cloud twin first: take this AD "
+            "user out of sync scope (move it to an OU sync does not export, or filter it), run "
+            "a sync so that Entra ID soft-deletes the twin, purge the twin from Deleted users "
+            "(Entra admin center, or Remove-MgDirectoryDeletedItem), put the AD user back in "
+            "scope, then check again before the next sync.",
         )
     elif gone:
         names = "; ".join(
