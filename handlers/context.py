@@ -99,7 +99,7 @@ def describe_fault(exc: BaseException, what: str) -> tuple[str, list[Block]]:
         log.warning("%s failed [ref %s]: %s", what, reference, exc)
         sentence = public_fault(exc)
         return (
-            f"{sentence}; nothing was changed. (ref {reference})",
+            f"{exc.directory} could not answer; nothing was changed. (ref {reference})",
             error_blocks(f"{sentence}, so {what} did not finish. Nothing was changed.", reference),
         )
     if isinstance(exc, SmtpMatchError):

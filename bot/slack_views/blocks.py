@@ -80,9 +80,11 @@ _MARKUP_EDGE = re.compile(r"(?<![0-9A-Za-z])[*_~]|[*_~](?![0-9A-Za-z])")
 #: A colon that could open an emoji (``:name:``); ``SMTP:jane@…`` stays as is.
 _EMOJI_OPEN = re.compile(r":(?=[\w+'-]+:)")
 _ZWSP = "\u200b"
+#: The icon a message of the bot's own starts with.
+_LEADING_ICON = re.compile(r":[a-z0-9_+-]+: ")
 
 
-def escape(text: str, *, code: bool = False) -> str:
+def escape(text: str, *, code: bool = False, prose: bool = False) -> str:
     """``text`` shown literally in mrkdwn: the one escaping function for every value that
     comes from a directory or a person.
 
@@ -96,14 +98,20 @@ def escape(text: str, *, code: bool = False) -> str:
         code: the value goes inside a code span, where Slack applies no formatting: only the
             entities and line breaks need care (a backtick, which would end the span, becomes
             a look-alike), so a copied value stays exact.
+        prose: the bot's own sentences with values in them (a service's message, a sync
+            status): their line breaks and the leading icon (``:tada: …``) are the bot's and
+            stay; everything else is treated as above.
     """
-    text = _LINE_BREAK.sub(" \u21b5 ", text)
+    if not prose:
+        text = _LINE_BREAK.sub(" \u21b5 ", text)
     text = _CONTROL.sub("\ufffd", text)
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     if code:
         return text.replace("`", "\u02cb")
+    icon = _LEADING_ICON.match(text) if prose else None
+    head, text = (icon.group(0), text[icon.end() :]) if icon else ("", text)
     text = _MARKUP_EDGE.sub(lambda m: f"{_ZWSP}{m.group(0)}{_ZWSP}", text)
-    return _EMOJI_OPEN.sub(f":{_ZWSP}", text)
+    return head + _EMOJI_OPEN.sub(f":{_ZWSP}", text)
 
 
 def _escape(text: str) -> str:
@@ -384,7 +392,7 @@ def notify_blocks(request: MatchRequest, status: str) -> list[Block]:
             f"`{request.id}`: {_code(request.target_address)} → "
             f"{_code(request.onprem_dn)}\nRequested by <@{request.requester_id}>"
             + (f", approved by <@{request.decided_by}>" if request.decided_by else "")
-            + f"\n{_escape(status)}"
+            + f"\n{escape(status, prose=True)}"
         )
     ]
 
@@ -418,8 +426,8 @@ def reason_modal(callback: CallbackId, private_metadata: str, *, required: bool)
 
 
 def message_blocks(text: str) -> list[Block]:
-    """A short message of plain words (everything in it is shown literally)."""
-    return [_section(_escape(text))]
+    """A short message of the bot's words, with the values in it shown literally."""
+    return [_section(escape(text, prose=True))]
 
 
 def mention(user_id: str | None) -> str:
@@ -510,7 +518,7 @@ def outcome_announcement(request: MatchRequest, message: str) -> Announcement:
 def error_blocks(message: str, reference: str | None) -> list[Block]:
     """A fault, with the reference id that is also in the log."""
     ref = f"\n_Reference: `{reference}`_" if reference else ""
-    return [_section(f":warning: {_escape(message)}{ref}")]
+    return [_section(f":warning: {escape(message, prose=True)}{ref}")]
 
 
 def help_blocks() -> list[Block]:
