@@ -35,7 +35,9 @@ from typing import Any, TypeVar
 
 import ldap3
 from ldap3.core import exceptions as ldap_exc
+from ldap3.protocol.formatters.formatters import format_sid
 from ldap3.utils.config import set_config_parameter
+from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 from pydantic import SecretStr
 
@@ -140,24 +142,27 @@ _ATTRIBUTE_TYPE = re.compile(r"^(?:[A-Za-z][A-Za-z0-9-]*|\d+(?:\.\d+)+)$")
 
 
 def escape_filter_value(value: str) -> str:
-    """Escape a value for an LDAP filter (RFC 4515: ``* ( ) \\ NUL``).
+    """Escape a value for an LDAP filter (RFC 4515: ``* ( ) \\ NUL``), with ldap3's own escaping.
 
     After this, the value can only ever be compared for equality: it cannot close the
-    assertion, add another one or become a wildcard.
+    assertion, add another one or become a wildcard. Other characters, non-ASCII ones
+    included, stay as they are; ldap3 sends the filter as UTF-8, as RFC 4515 wants.
     """
-    return "".join(f"\\{ord(ch):02x}" if ch in "*()\\\x00" else ch for ch in value)
+    return str(escape_filter_chars(value))
 
 
 def sid_to_string(raw: bytes) -> str:
-    """Convert a binary ``objectSid`` to its ``S-1-5-21-…`` string form (MS-DTYP 2.4.2)."""
-    if len(raw) < 8:
-        raise ValueError("a SID has at least 8 bytes")
-    revision, count = raw[0], raw[1]
-    authority = int.from_bytes(raw[2:8], "big")
-    if len(raw) != 8 + 4 * count:
-        raise ValueError("the SID's length does not match its sub-authority count")
-    subs = [int.from_bytes(raw[8 + 4 * i : 12 + 4 * i], "little") for i in range(count)]
-    return "-".join(["S", str(revision), str(authority), *map(str, subs)])
+    """Convert a binary ``objectSid`` to its ``S-1-5-21-…`` string form (MS-DTYP 2.4.2).
+
+    The formatting is ldap3's; only the length is checked here, because ldap3 formats a
+    truncated SID without complaint (missing sub-authorities become 0).
+
+    Raises:
+        ValueError: ``raw`` is not a whole binary SID.
+    """
+    if len(raw) < 8 or len(raw) != 8 + 4 * raw[1]:
+        raise ValueError("a binary SID's length must match its sub-authority count")
+    return str(format_sid(raw))
 
 
 def object_kind(object_classes: Sequence[str]) -> ObjectKind:
@@ -632,6 +637,9 @@ class ActiveDirectory:
         scope: str = ldap3.SUBTREE,
     ) -> list[tuple[str, Mapping[str, Any]]]:
         """Every entry (DN, raw attributes) for a filter, following the paging cookie."""
+        # ldap3's paged_size/paged_cookie loop rather than extend.standard.paged_search: that
+        # generator hands each page back in reverse order (it pops from the end) and leaves
+        # the per-page result codes behind, which _check needs to name a fault.
         found: list[tuple[str, Mapping[str, Any]]] = []
         cookie: bytes | None = None
         while True:

@@ -1,7 +1,8 @@
 """Microsoft Graph over HTTPS: app-only tokens from msal and a small, careful httpx client.
 
 What lives here is transport: authentication (client secret or certificate), TLS trust,
-timeouts, retries (429 with ``Retry-After``, 503/504, timeouts), one re-authentication on 401,
+timeouts, retries (429 with ``Retry-After``, 503/504, timeouts), one re-authentication on 401
+(an ``httpx.Auth`` flow),
 ``@odata.nextLink`` paging, ``$batch`` and the mapping of Graph's error JSON onto
 :mod:`bot.errors`. What the bot asks Graph lives in :mod:`bot.directories.entra`.
 
@@ -17,8 +18,10 @@ import random
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
@@ -296,6 +299,52 @@ class MsalTokenProvider:
         self._session.close()
 
 
+class BearerAuth(httpx.Auth):
+    """httpx authentication for Graph: the bearer token, and one re-authentication on 401.
+
+    A 401 means the token was revoked or expired early: the flow drops it, asks for a new one
+    and sends the request once more. A response that is still 401 is handed back, so a 401
+    the caller sees has already survived one re-authentication.
+    """
+
+    def __init__(self, tokens: TokenProvider) -> None:
+        self.tokens = tokens
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Authorize ``request``; on 401, refresh the token once and send it again."""
+        tokens = self.tokens
+        request.headers["Authorization"] = f"Bearer {tokens.token()}"
+        response = yield request
+        if response.status_code == 401:
+            tokens.invalidate()
+            request.headers["Authorization"] = f"Bearer {tokens.token()}"
+            yield request
+
+
+def retry_after_seconds(value: str, now: datetime | None = None) -> float | None:
+    """The wait a ``Retry-After`` value asks for (RFC 9110 10.2.3), or None if unreadable.
+
+    Args:
+        value: delay-seconds (``"7"``) or an HTTP-date (``"Sun, 29 Nov 2026 22:10:00 GMT"``).
+        now: the current time, for an HTTP-date (default: the clock).
+
+    Returns:
+        Seconds to wait, never negative (a date in the past means "now").
+    """
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC without a claimed zone
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
 # -- requests and responses ----------------------------------------------------------------
 
 
@@ -420,10 +469,12 @@ class GraphClient:
         self.base_url = graph_url.rstrip("/")
         self.host = host_of(self.base_url)
         self._api = f"{self.base_url}/{API_VERSION}"
-        self._tokens = tokens
+        self._auth = BearerAuth(tokens)
         self._retry = retry
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._count_lock = threading.Lock()
+        self.round_trips = 0
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout),
             verify=verify if verify is not None else trust_context(),
@@ -431,11 +482,25 @@ class GraphClient:
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
             headers={"Accept": "application/json"},
+            auth=self._auth,
+            # Counted per HTTP request sent, the re-authenticated one included.
+            event_hooks={"request": [self._count_round_trip]},
             # Proxies still come from the environment; CA trust was resolved above.
             trust_env=True,
         )
-        self._count_lock = threading.Lock()
-        self.round_trips = 0
+
+    @property
+    def _tokens(self) -> TokenProvider:
+        """Where the auth flow gets tokens (read per request, so it can be replaced)."""
+        return self._auth.tokens
+
+    @_tokens.setter
+    def _tokens(self, tokens: TokenProvider) -> None:
+        self._auth.tokens = tokens
+
+    def _count_round_trip(self, request: httpx.Request) -> None:
+        with self._count_lock:
+            self.round_trips += 1
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -449,12 +514,8 @@ class GraphClient:
 
     def _retry_after(self, headers: Mapping[str, str], attempt: int) -> float:
         value = headers.get("retry-after")
-        if value is not None:
-            try:
-                return max(0.0, float(value))
-            except ValueError:
-                pass  # an HTTP date: Graph sends seconds, so fall back to backoff
-        return self._backoff(attempt)
+        seconds = retry_after_seconds(value) if value is not None else None
+        return self._backoff(attempt) if seconds is None else seconds
 
     def send(self, request: GraphRequest, *, url: str | None = None) -> GraphResponse:
         """One request, retried on 429/503/504 and timeouts, re-authenticated once on 401.
@@ -467,16 +528,16 @@ class GraphClient:
             AuthenticationFailed: the token was refused even after re-authentication.
         """
         target = url or f"{self._api}{request.relative_url()}"
-        reauthenticated = False
+        # The retry loop is our own, not a library's: tenacity and stamina do not read
+        # Retry-After, and httpx-retries (which reads both of its forms) would be one more
+        # dependency that still leaves the $batch inner answers, whose Retry-After sits in a
+        # 200 body, and the cap on long waits to this code.
         attempt = 0
         while True:
             attempt += 1
-            headers = {"Authorization": f"Bearer {self._tokens.token()}"}
             started = time.monotonic()
             try:
-                with self._count_lock:
-                    self.round_trips += 1
-                raw = self._http.request(request.method, target, headers=headers, json=request.body)
+                raw = self._http.request(request.method, target, json=request.body)
             except httpx.ConnectError as exc:
                 raise DirectoryUnavailable(
                     DIRECTORY, self.host, f"Microsoft Graph could not be reached ({exc!s:.120})"
@@ -502,17 +563,13 @@ class GraphClient:
             if raw.status_code == 429:
                 record_graph_throttled()
             if raw.status_code == 401:
-                if reauthenticated:
-                    raise AuthenticationFailed(
-                        DIRECTORY,
-                        self.host,
-                        "Microsoft Graph refused a fresh access token "
-                        f"({response.error_code or 'unauthorized'})",
-                    )
-                # A revoked or expired token: drop it, get a new one, try once more.
-                self._tokens.invalidate()
-                reauthenticated = True
-                continue
+                # BearerAuth has already re-authenticated once for this request.
+                raise AuthenticationFailed(
+                    DIRECTORY,
+                    self.host,
+                    "Microsoft Graph refused a fresh access token "
+                    f"({response.error_code or 'unauthorized'})",
+                )
             if raw.status_code in RETRYABLE_STATUSES:
                 delay = self._retry_after(response.headers, attempt)
                 if attempt >= self._retry.max_attempts or delay > self._retry.max_retry_after:

@@ -11,18 +11,13 @@ import base64
 import io
 import json
 import logging
-import os
-import subprocess
-import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from bot.audit_export import export_audit
@@ -42,13 +37,11 @@ from tests.e2e.conftest import (
     Driver,
     report_text,
 )
-from tests.e2e.test_serve_http import ROOT, free_port
 from tests.e2e.test_sync_flow import SyncWorld, _sync_world, has_action, wait_until
+from tests.support.bot_process import demo_bot_process
 from tests.support.samba import SambaDC
 from tests.support.slack_fake import (
-    BOT_TOKEN,
     RESPONSE_URL,
-    SIGNING_SECRET,
     FakeSlackApi,
     SlackDriver,
     find_action,
@@ -329,42 +322,15 @@ def test_revert_before_the_match_deletes_exactly_the_created_account_and_after_i
 @pytest.fixture
 def demo_bot(slack_api: FakeSlackApi, tmp_path: Path) -> Iterator[str]:
     """`python app.py --http --demo` in its own process, with approvers and a team channel."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SMTPMATCH_"))}
-    env.update(
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=slack_api.url,
+    with demo_bot_process(
+        slack_api,
+        tmp_path,
         SMTPMATCH_APPROVAL_CHANNEL=APPROVAL_CHANNEL,
         SMTPMATCH_NOTIFY_CHANNEL=NOTIFY_CHANNEL,
         SMTPMATCH_APPROVERS=APPROVER,
         SMTPMATCH_SYNC_POLL_SECONDS="0.2",
-        SMTPMATCH_DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
-    )
-    with (tmp_path / "bot.log").open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--http", "--port", str(port), "--demo"],
-            env=env,
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert proc.poll() is None, (tmp_path / "bot.log").read_text()
-                assert time.monotonic() < deadline, "the bot did not start"
-                time.sleep(0.2)
-            yield base
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+    ) as bot:
+        yield bot.url
 
 
 def test_serve_demo_carries_nora_s_account_creation_through_to_matched(

@@ -8,86 +8,27 @@ requests get 400 and one log line; no request body ever reaches the log.
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 import pytest
 
-from tests.support.slack_fake import BOT_TOKEN, SIGNING_SECRET, FakeSlackApi, slack_signature
+from tests.support.bot_process import BotProcess, demo_bot_process
+from tests.support.slack_fake import SIGNING_SECRET, FakeSlackApi, slack_signature
 
-ROOT = Path(__file__).resolve().parents[2]
 BIG = 64 * 1024 * 1024
 MARKER = b"BODY-MARKER-"
 MEMORY_MARGIN_KB = 24 * 1024
 
 
-@dataclass
-class RunningBot:
-    port: int
-    pid: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def rss_kb(self) -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise AssertionError("no VmRSS")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-def bot(slack_api: FakeSlackApi, tmp_path: Path) -> Iterator[RunningBot]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SMTPMATCH_"))}
-    env.update(
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=slack_api.url,
-        SMTPMATCH_APPROVAL_CHANNEL="C0APPROVALS",
-        SMTPMATCH_APPROVERS="U0APPROVER",
-        SMTPMATCH_DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
-    )
-    log_path = tmp_path / "bot.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--http", "--port", str(port), "--demo"],
-            env=env,
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).is_success:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert proc.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, "the bot did not start"
-                time.sleep(0.2)
-            yield RunningBot(port, proc.pid, log_path)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+def bot(slack_api: FakeSlackApi, tmp_path: Path) -> Iterator[BotProcess]:
+    with demo_bot_process(slack_api, tmp_path) as running:
+        yield running
 
 
 def status_of(sock: socket.socket) -> int:
@@ -140,7 +81,7 @@ def oversized_chunked(port: int) -> int:
         return status_of(sock)
 
 
-def test_oversized_bodies_are_refused_before_they_are_read(bot: RunningBot) -> None:
+def test_oversized_bodies_are_refused_before_they_are_read(bot: BotProcess) -> None:
     idle = bot.rss_kb()
     assert oversized_with_length(bot.port) == 413
     assert oversized_chunked(bot.port) == 413
@@ -155,7 +96,7 @@ def test_oversized_bodies_are_refused_before_they_are_read(bot: RunningBot) -> N
     assert httpx.get(f"{bot.url}/healthz").json() == {"status": "ok"}  # still serving
 
 
-def signed_post(bot: RunningBot, body: bytes, **headers: str) -> httpx.Response:
+def signed_post(bot: BotProcess, body: bytes, **headers: str) -> httpx.Response:
     timestamp = headers.pop("timestamp", str(int(time.time())))
     return httpx.post(
         f"{bot.url}/slack/events",
@@ -182,7 +123,7 @@ def signed_post(bot: RunningBot, body: bytes, **headers: str) -> httpx.Response:
     ],
 )
 def test_malformed_requests_get_400_and_one_log_line_without_the_body(
-    bot: RunningBot, body: bytes, timestamp: str | None, reason: str
+    bot: BotProcess, body: bytes, timestamp: str | None, reason: str
 ) -> None:
     extra = {"timestamp": timestamp} if timestamp else {}
     response = signed_post(bot, body, **extra)
@@ -194,7 +135,7 @@ def test_malformed_requests_get_400_and_one_log_line_without_the_body(
     assert "Traceback" not in log and MARKER.decode() not in log
 
 
-def test_a_request_failing_verification_is_not_logged_with_its_body(bot: RunningBot) -> None:
+def test_a_request_failing_verification_is_not_logged_with_its_body(bot: BotProcess) -> None:
     body = (
         b"command=/smtpmatch&text=jane%40contoso.com&response_url=https%3A%2F%2Fhooks.example%2F"
         + MARKER

@@ -4,16 +4,15 @@ environment, answering signed Slack requests and /healthz."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support.bot_process import ROOT, demo_bot_process, free_port
 from tests.support.slack_fake import (
     BOT_TOKEN,
     RESPONSE_URL,
@@ -22,54 +21,13 @@ from tests.support.slack_fake import (
     SlackDriver,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 @pytest.fixture
 def demo_bot(slack_api: FakeSlackApi, tmp_path: Path) -> Iterator[str]:
     """The bot process; yields its base URL."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SMTPMATCH_"))}
-    env.update(
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=slack_api.url,
-        SMTPMATCH_APPROVAL_CHANNEL="C0APPROVALS",
-        SMTPMATCH_APPROVERS="U0APPROVER",
-        SMTPMATCH_DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
-    )
-    log = (tmp_path / "bot.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "app.py"), "--http", "--port", str(port), "--demo"],
-        env=env,
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, (tmp_path / "bot.log").read_text()
-            assert time.monotonic() < deadline, "the bot did not start"
-            time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
-        assert "xoxb-" not in (tmp_path / "bot.log").read_text()  # no token in the log
+    with demo_bot_process(slack_api, tmp_path) as bot:
+        yield bot.url
+    assert "xoxb-" not in bot.log.read_text()  # no token in the log
 
 
 def test_the_demo_bot_reports_on_a_signed_command(demo_bot: str, slack_api: FakeSlackApi) -> None:

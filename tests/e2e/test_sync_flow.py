@@ -160,8 +160,8 @@ def audit_events(sync: SyncWorld, driver: Driver, request_id: str) -> list[str]:
 
 
 def _sync_world(world: BotWorld, samba_dc: SambaDC, monkeypatch: pytest.MonkeyPatch) -> SyncWorld:
-    # The bot's webhook client (httpx) trusts SSL_CERT_FILE when it is built, as DESIGN.md
-    # promises for every HTTPS client; the emulator's test CA is the one to trust here.
+    # The bot's webhook client (httpx) trusts SSL_CERT_FILE when it is built, like every
+    # HTTPS client of the bot (see the README's configuration table); the emulator's CA is trusted.
     monkeypatch.setenv("SSL_CERT_FILE", str(world.graph.ca_file))
     webhook = world.graph.configure_sync_simulator(
         LdapParams.of_samba(samba_dc), secret=WEBHOOK_SECRET

@@ -176,7 +176,8 @@ class Knobs:
     latency: float = 0.0
     #: The next N Graph HTTP requests answer 429 with ``Retry-After: retry_after``.
     throttle_next: int = 0
-    retry_after: int = 1
+    #: Seconds, or an HTTP-date string (``Retry-After`` allows both forms).
+    retry_after: int | str = 1
     #: The next N requests inside ``$batch`` bodies answer 429 (the outer batch answers 200).
     throttle_next_in_batch: int = 0
     #: The next N Graph HTTP requests answer 503.
