@@ -239,7 +239,9 @@ def _report_body(report: Report) -> list[Block]:
     if len(report.candidates) > 1:
         lines = ["*AD candidates* (name one: `/smtpmatch ADDRESS ACCOUNT`)"]
         lines += [
-            f"• {_code(c.sam_account_name or '?')}  {_escape(c.dn)}" for c in report.candidates
+            f"• {_code(c.sam_account_name or '?')}  {_escape(c.dn)}"
+            + (f"  UPN {_escape(c.user_principal_name)}" if c.user_principal_name else "")
+            for c in report.candidates
         ]
         blocks.append(_section("\n".join(lines)))
     check_lines = []
