@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import TextIO
 
+from bot.actors import ACTOR_NAME
 from bot.bootstrap import open_store
 from bot.errors import InvalidInput
 from bot.settings import load_settings
@@ -41,7 +42,10 @@ def export_audit(*, since: str | None, fmt: str, out: TextIO) -> int:
             "event": str(e.event),
             "request_id": e.request_id,
             "actor": e.actor,
-            "details": e.details,
+            # The actor's display name when they acted (Slack's user name; the OS user for
+            # `cli:` actors is in the id itself).
+            "actor_name": e.details.get(ACTOR_NAME),
+            "details": {k: v for k, v in e.details.items() if k != ACTOR_NAME},
         }
         for e in events
     ]
@@ -50,7 +54,8 @@ def export_audit(*, since: str | None, fmt: str, out: TextIO) -> int:
         out.write("\n")
     else:
         writer = csv.DictWriter(
-            out, fieldnames=["id", "at", "event", "request_id", "actor", "details"]
+            out,
+            fieldnames=["id", "at", "event", "request_id", "actor", "actor_name", "details"],
         )
         writer.writeheader()
         for row in rows:

@@ -335,6 +335,7 @@ def build_bot(
         dirs=dirs,
         store=store,
         approvers=settings.smtpmatch_approvers,
+        requesters=settings.smtpmatch_requesters,
         ttl=timedelta(hours=settings.smtpmatch_request_ttl_hours),
         board=board,
         # The "a match was applied" event: trigger sync, watch it, tell the team.
@@ -354,6 +355,7 @@ def build_bot(
         services=services,
         approval_channel=settings.smtpmatch_approval_channel,
         notify_channel=settings.smtpmatch_notify_channel,
+        team_id=settings.slack_team_id,
         checks=WorkPool("check", settings.smtpmatch_check_workers, queue),
         decisions=WorkPool("decide", settings.smtpmatch_decision_workers, queue),
         quick=WorkPool("quick", settings.smtpmatch_quick_workers, queue),

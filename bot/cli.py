@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from bot import __version__
 from bot.errors import (
@@ -33,6 +34,9 @@ EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_DIRECTORY = 3
 EXIT_SERVE = 4
+
+if TYPE_CHECKING:
+    from bot.rules.checks import Report
 
 log = logging.getLogger("smtpmatch")
 
@@ -204,7 +208,61 @@ def _run_check(args: argparse.Namespace) -> int:
         print(json.dumps(report_to_dict(report), indent=2, ensure_ascii=False))
     else:
         sys.stdout.write(render_report(report, colour=use_colour(sys.stdout)))
+    if not args.demo:
+        _audit_check(settings, report, onprem)
     return EXIT_OK
+
+
+def cli_actor() -> str:
+    """The audit actor of a command-line run: ``cli:<OS user>``."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no login name and no passwd entry (some containers)
+        return f"cli:uid{os.getuid()}" if hasattr(os, "getuid") else "cli:unknown"
+
+
+def _audit_check(settings: Settings, report: Report, onprem: str | None) -> None:
+    """Record a command-line check in the bot's audit log, as Slack checks are.
+
+    Only where the bot's database already is: it is opened read-only-style (never created,
+    never migrated), so a machine without the bot's database (or a ``--demo`` run, which is
+    never recorded) is left as it was. A database that is there but cannot take the event
+    is told in one line; the check's result and exit code stand.
+    """
+    from bot.bootstrap import open_store
+    from bot.domain import AuditEventName
+    from bot.services.requests import checked_details
+
+    try:
+        check_database(settings, must_exist=True)
+        store = open_store(settings, read_only=True)
+    except ConfigurationError as exc:
+        log.info("this check is not recorded in an audit log: %s", exc)
+        return
+    except Exception as exc:  # noqa: BLE001 (told in one line; the check itself stands)
+        _warn_unrecorded(exc)
+        return
+    try:
+        store.append_audit(
+            AuditEventName.CHECKED,
+            actor=cli_actor(),
+            details={**checked_details(report, onprem), "via": "cli"},
+        )
+    except Exception as exc:  # noqa: BLE001 (told in one line; the check itself stands)
+        _warn_unrecorded(exc)
+    finally:
+        store.close()
+
+
+def _warn_unrecorded(exc: BaseException) -> None:
+    first_line = (str(exc).splitlines() or [""])[0][:200]
+    print(
+        f"smtpmatch: this check was not recorded in the audit log "
+        f"({type(exc).__name__}: {first_line})",
+        file=sys.stderr,
+    )
 
 
 def check_database(settings: Settings, *, must_exist: bool = False) -> None:

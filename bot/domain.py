@@ -36,6 +36,7 @@ class AuditEventName(StrEnum):
     APPROVAL_ABORTED = "approval_aborted"
     APPLY_REFUSED = "apply_refused"
     APPLIED = "applied"
+    REVERT_STARTED = "revert_started"
     REVERTED = "reverted"
     EXPIRED = "expired"
     SYNC_TRIGGERED = "sync_triggered"

@@ -10,9 +10,11 @@ from typing import Any
 from slack_bolt import App, Args
 from slack_bolt.response import BoltResponse
 
+from bot.actors import acting
 from bot.slack_views.ids import ActionId, CallbackId
 from handlers import actions, commands, home, waves
 from handlers.context import BotContext, describe_fault
+from handlers.guard import actor_of, workspace_guard
 
 log = logging.getLogger("smtpmatch.handlers")
 
@@ -22,7 +24,10 @@ def _bind(fn: Callable[..., None], ctx: BotContext) -> Callable[[Args], None]:
     names = [n for n in inspect.signature(fn).parameters if n != "ctx"]
 
     def listener(args: Args) -> None:
-        fn(ctx=ctx, **{name: getattr(args, name) for name in names})
+        # The acting person's name is bound for the listener and the work it hands over, so
+        # audit events record it next to their id.
+        with acting(*actor_of(args.body)):
+            fn(ctx=ctx, **{name: getattr(args, name) for name in names})
 
     listener.__name__ = fn.__name__
     return listener
@@ -41,7 +46,8 @@ def handle_listener_fault(error: Exception, body: Mapping[str, object]) -> BoltR
 
 
 def register(app: App, ctx: BotContext) -> None:
-    """Attach every listener, and the error handler, to ``app``."""
+    """Attach the workspace guard, every listener, and the error handler, to ``app``."""
+    app.use(workspace_guard(ctx.team_id))
     listeners: list[tuple[Callable[[Any], Any], Callable[..., None]]] = [
         (app.command("/smtpmatch"), commands.handle_smtpmatch_command),
         (app.action(ActionId.REQUEST_APPROVAL.value), actions.handle_request_approval_action),

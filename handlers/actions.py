@@ -17,10 +17,12 @@ from slack_sdk import WebClient
 from bot.domain import MatchRequest
 from bot.rules.requests import Decision
 from bot.services.requests import (
+    NOT_A_REQUESTER,
     Outcome,
     Result,
     decide,
     load_check,
+    may_request,
     prepare_rejection,
     submit_request,
 )
@@ -131,6 +133,9 @@ def _open_request_modal(click: Click, client: WebClient, respond: Respond, ctx: 
     reply = _ephemeral(respond)
 
     def work() -> None:
+        if not may_request(ctx.services, click.clicker, SlackTeamDirectory(client)):
+            _tell(reply, NOT_A_REQUESTER)
+            return
         target = load_check(ctx.services, click.value, click.clicker)
         if isinstance(target, str):
             _tell(reply, target)
@@ -160,6 +165,9 @@ def _submit_request(
     reply = _direct(client, submission.submitter)
 
     def work() -> None:
+        if not may_request(ctx.services, submission.submitter, SlackTeamDirectory(client)):
+            _tell(reply, NOT_A_REQUESTER)
+            return
         result = submit_request(
             ctx.services,
             check_id=submission.metadata,

@@ -12,9 +12,9 @@ from slack_sdk import WebClient
 from bot.errors import InvalidInput
 from bot.rules.address import parse_address
 from bot.services.check import parse_onprem_id
-from bot.services.requests import check_for
-from bot.slack_views.blocks import Block, help_blocks, report_blocks
-from handlers.context import BUSY, BotContext, run_telling_faults
+from bot.services.requests import NOT_A_REQUESTER, check_for, may_request, requester_known
+from bot.slack_views.blocks import Block, help_blocks, message_blocks, report_blocks
+from handlers.context import BUSY, BotContext, SlackTeamDirectory, run_telling_faults
 from handlers.payloads import parse_command as parse_command_payload
 from handlers.scan import handle_scan_command, is_scan_command
 
@@ -71,6 +71,9 @@ def handle_smtpmatch_command(
     if parsed is None:
         ack(response_type="ephemeral", blocks=help_blocks(), text="smtpmatch help")
         return
+    if requester_known(ctx.services, payload.user_id) is False:
+        ack(response_type="ephemeral", text=NOT_A_REQUESTER)
+        return
     wait = ctx.rate_limit.allow(payload.user_id)
     if wait is not None:
         ack(
@@ -87,21 +90,34 @@ def handle_smtpmatch_command(
         response_type="ephemeral",
         text=f"Checking {parsed.address} in Active Directory and Entra ID…",
     )
-    slot.run(_report, parsed, payload.user_id, respond, ctx)
+    slot.run(_report, parsed, payload.user_id, respond, ctx, client)
 
 
-def _report(parsed: CheckCommand, user: str, respond: Respond, ctx: BotContext) -> None:
+def _report(
+    parsed: CheckCommand,
+    user: str,
+    respond: Respond,
+    ctx: BotContext,
+    client: WebClient | None = None,
+) -> None:
     """Look the address up in both directories and answer the requester with the report."""
 
     def reply(text: str, blocks: list[Block]) -> None:
         respond(response_type="ephemeral", text=text, blocks=blocks)
 
     def work() -> None:
+        # Requesters given as user groups are resolved now, off the listener thread.
+        team = SlackTeamDirectory(client) if client is not None else None
+        if not may_request(ctx.services, user, team):
+            reply(NOT_A_REQUESTER, message_blocks(NOT_A_REQUESTER))
+            return
         report, check_id = check_for(ctx.services, parsed.address, parsed.onprem_id, user)
         reply(
             f"{report.address}: {report.verdict}",
             report_blocks(
-                report, request_check=check_id if ctx.approval_channel is not None else None
+                report,
+                request_check=check_id if ctx.approval_channel is not None else None,
+                approvals=ctx.approval_channel is not None,
             ),
         )
 

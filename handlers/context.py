@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from slack_sdk import WebClient
 
 from bot.errors import DirectoryError, SmtpMatchError
+from bot.services.faults import public_fault
 from bot.services.requests import RequestServices, new_reference
 from bot.services.scan import ScanServices
 from bot.services.waves import WaveServices
@@ -44,6 +45,8 @@ class BotContext:
     services: RequestServices
     approval_channel: str | None
     notify_channel: str | None = None
+    #: ``SLACK_TEAM_ID``: requests from any other team are refused (``None``: any team).
+    team_id: str | None = None
     checks: WorkPool = field(default_factory=_pool("check", 8))
     decisions: WorkPool = field(default_factory=_pool("decide", 8))
     quick: WorkPool = field(default_factory=_pool("quick", 4))
@@ -103,14 +106,12 @@ def describe_fault(exc: BaseException, what: str) -> tuple[str, list[Block]]:
     """
     reference = new_reference()
     if isinstance(exc, DirectoryError):
+        # The full error names hosts, ports or the bind DN: the log gets it, people do not.
         log.warning("%s failed [ref %s]: %s", what, reference, exc)
+        sentence = public_fault(exc)
         return (
             f"{exc.directory} could not answer; nothing was changed. (ref {reference})",
-            error_blocks(
-                f"{exc.directory} could not answer, so {what} did not finish. Nothing was "
-                f"changed. {exc}",
-                reference,
-            ),
+            error_blocks(f"{sentence}, so {what} did not finish. Nothing was changed.", reference),
         )
     if isinstance(exc, SmtpMatchError):
         log.warning("%s failed [ref %s]: %s", what, reference, exc)

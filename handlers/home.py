@@ -27,7 +27,8 @@ def _publish_home(user: str, client: WebClient, ctx: BotContext) -> None:
     try:
         lists = home_lists(ctx.services, user, SlackTeamDirectory(client))
         view = home_view(lists.own, lists.awaiting, lists.recent, is_approver=lists.is_approver)
-        view = with_latest_scan(view, ctx)
+        if lists.is_approver:  # a scan covers the whole tenant: approvers only
+            view = with_latest_scan(view, ctx)
         client.views_publish(user_id=user, view=view)
     except Exception:
         log.exception("could not publish the App Home of %s", user)

@@ -214,6 +214,7 @@ def handle_wave_submission(
             ou=str(_field(values, FIELD_OU).get("value") or "").strip() or None,
             limit=int(limit_text) if limit_text else None,
             include_creations=any(o.get("value") == CREATIONS_VALUE for o in ticked),
+            team=SlackTeamDirectory(client),
         )
         if result.outcome is WaveOutcome.CREATED and result.wave is not None:
             text = (

@@ -5,7 +5,10 @@ compare-and-set in the store, so a double click or two approvers act once. The c
 ``applied`` (AD written), ``failed`` (the re-check blocked it or the write failed; nothing
 changed) or, when the re-check could not run at all, back in ``pending`` so it can be tried
 again. An applied request is watched until sync reports ``matched``, ``sync_failed`` or
-``sync_timeout``; an applied change that did not match can be ``reverted``.
+``sync_timeout``; an applied change that did not match can be ``reverted``. A revert, too,
+claims the request first (``reverting``, compare-and-set), so two reverts, or a revert and the
+sync watcher, act once; the claim ends in ``reverted`` (AD restored), ``matched`` (Entra ID had
+bound the users meanwhile), or back where it came from when nothing was written.
 
 The store enforces these transitions (``can_transition``) on every state change.
 """
@@ -38,6 +41,8 @@ class RequestState(StrEnum):
     EXPIRED = "expired"
     #: The approval re-check blocked it, or the write failed; nothing changed.
     FAILED = "failed"
+    #: Claimed by one approver's revert; Entra ID is re-checked and AD restored.
+    REVERTING = "reverting"
     #: The applied change was undone (old values restored).
     REVERTED = "reverted"
 
@@ -68,10 +73,15 @@ TRANSITIONS: Mapping[RequestState, frozenset[RequestState]] = MappingProxyType(
         # Back to PENDING only when the re-check could not run (a directory was unreachable):
         # nothing was decided or written, so the claim is released for another try.
         _S.APPROVING: frozenset({_S.APPLIED, _S.FAILED, _S.PENDING}),
-        _S.APPLIED: frozenset({_S.MATCHED, _S.SYNC_FAILED, _S.SYNC_TIMEOUT, _S.REVERTED}),
-        _S.SYNC_FAILED: frozenset({_S.REVERTED}),
+        _S.APPLIED: frozenset({_S.MATCHED, _S.SYNC_FAILED, _S.SYNC_TIMEOUT, _S.REVERTING}),
+        _S.SYNC_FAILED: frozenset({_S.REVERTING}),
         # Sync may still bind the users after our deadline; a later look can record it.
-        _S.SYNC_TIMEOUT: frozenset({_S.MATCHED, _S.REVERTED}),
+        _S.SYNC_TIMEOUT: frozenset({_S.MATCHED, _S.REVERTING}),
+        # A revert's claim ends restored, matched (bound meanwhile: nothing is written), or
+        # released to the state it came from when nothing was written.
+        _S.REVERTING: frozenset(
+            {_S.REVERTED, _S.MATCHED, _S.APPLIED, _S.SYNC_FAILED, _S.SYNC_TIMEOUT}
+        ),
         # Once Entra ID has bound the users, restoring the old AD values would not unbind
         # them, so a matched request is final.
         _S.MATCHED: frozenset(),
@@ -86,11 +96,13 @@ TRANSITIONS: Mapping[RequestState, frozenset[RequestState]] = MappingProxyType(
 TERMINAL_STATES: frozenset[RequestState] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
 
 #: States in which a request still waits for a person or for sync (shown as "open").
-OPEN_STATES: frozenset[RequestState] = frozenset({_S.PENDING, _S.APPROVING, _S.APPLIED})
+OPEN_STATES: frozenset[RequestState] = frozenset(
+    {_S.PENDING, _S.APPROVING, _S.APPLIED, _S.REVERTING}
+)
 
-#: States from which an applied change can be undone.
+#: States from which an applied change can be undone (claimed as ``reverting`` first).
 REVERTIBLE_STATES: frozenset[RequestState] = frozenset(
-    s for s, nxt in TRANSITIONS.items() if _S.REVERTED in nxt
+    s for s, nxt in TRANSITIONS.items() if _S.REVERTING in nxt
 )
 
 
@@ -122,7 +134,8 @@ def allowed_next_states(state: RequestState) -> frozenset[RequestState]:
 def decision_transition(decision: Decision) -> tuple[frozenset[RequestState], RequestState]:
     """Return the compare-and-set a decision starts with: (from states, to state).
 
-    Approving only claims the request (``approving``); the service then re-checks and writes.
+    Approving only claims the request (``approving``), and so does reverting (``reverting``);
+    the service then re-checks and writes.
 
     Args:
         decision: the approver's decision.
@@ -134,4 +147,4 @@ def decision_transition(decision: Decision) -> tuple[frozenset[RequestState], Re
         return frozenset({_S.PENDING}), _S.APPROVING
     if decision is Decision.REJECT:
         return frozenset({_S.PENDING}), _S.REJECTED
-    return REVERTIBLE_STATES, _S.REVERTED
+    return REVERTIBLE_STATES, _S.REVERTING

@@ -7,7 +7,7 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExec
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.errors import InvalidInput
+from bot.errors import DirectoryError, DirectoryUnavailable, InvalidInput
 from bot.models import CloudUser, OnPremUser, Unknown, is_service_domain, smtp_values
 from bot.ports import CloudDirectory, OnPremDirectory
 from bot.rules.address import parse_address, primary_smtp, same_address
@@ -215,22 +215,60 @@ class _Lookups:
         self.started.add(name)
 
     def as_completed(self) -> Iterator[tuple[str, Any]]:
-        """Yield (name, result) of current lookups as they finish; may grow while iterating."""
-        fault: BaseException | None = None
+        """Yield (name, result) of current lookups as they finish; may grow while iterating.
+
+        Raises:
+            DirectoryError: once everything has settled, when lookups failed: every failing
+                directory is named, Active Directory first, then Entra ID.
+        """
+        faults: list[BaseException] = []
         while self._pending:
             done, _ = wait(self._pending, return_when=FIRST_COMPLETED)
             for future in done:
                 name = self._pending.pop(future)
                 if self._latest[name] is not future:
                     continue  # superseded
-                if future.exception() is not None:
-                    fault = fault or future.exception()
+                error = future.exception()
+                if error is not None:
+                    faults.append(error)
                     continue
                 self.results[name] = future.result()
-                if fault is None:
+                if not faults:
                     yield name, self.results[name]
-        if fault is not None:
-            raise fault
+        if faults:
+            raise _combined(faults)
+
+
+#: The order failing directories are named in, whatever order their lookups failed in.
+_DIRECTORY_ORDER = ("Active Directory", "Entra ID")
+
+
+def _combined(faults: list[BaseException]) -> BaseException:
+    """One error for every fault: a bug as it is; directory faults, one per directory (its
+    first), joined in a fixed order, unavailable when either directory was."""
+    bugs = [f for f in faults if not isinstance(f, DirectoryError)]
+    if bugs:
+        return bugs[0]
+    first: dict[str, DirectoryError] = {}
+    for fault in faults:
+        assert isinstance(fault, DirectoryError)
+        first.setdefault(fault.directory, fault)
+    if len(first) == 1:
+        return next(iter(first.values()))
+    ordered = sorted(
+        first.values(),
+        key=lambda f: _DIRECTORY_ORDER.index(f.directory) if f.directory in _DIRECTORY_ORDER else 2,
+    )
+    kind = (
+        DirectoryUnavailable
+        if any(isinstance(f, DirectoryUnavailable) for f in ordered)
+        else DirectoryError
+    )
+    return kind(
+        " and ".join(f.directory for f in ordered),
+        ", ".join(f.server for f in ordered),
+        "; ".join(str(f) for f in ordered),
+    )
 
 
 __all__ = ["Directories", "check_match", "parse_onprem_id"]

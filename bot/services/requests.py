@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from pydantic import JsonValue
+
 from bot.domain import AuditEventName, AuditNote, MatchRequest, OpenRequestExists
 from bot.errors import (
     ConcurrentModification,
@@ -43,6 +45,7 @@ from bot.rules.requests import (
 )
 from bot.services.check import Directories, check_match
 from bot.services.create import anchor_of, creation_details, generate_password, guid_of
+from bot.services.faults import public_fault
 
 log = logging.getLogger(__name__)
 E = AuditEventName
@@ -92,6 +95,8 @@ class RequestServices:
     dirs: Directories
     store: RequestStore
     approvers: tuple[str, ...] = ()
+    #: Who may check and request (user ids and user groups; empty: anyone in the workspace).
+    requesters: tuple[str, ...] = ()
     ttl: timedelta = timedelta(hours=24)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     board: ApprovalBoard = field(default_factory=NoBoard)
@@ -143,18 +148,21 @@ def check_for(
     report = check_match(svc.dirs, address, onprem_id)
     record_check(report.verdict)
     event = svc.store.append_audit(
-        E.CHECKED,
-        actor=actor,
-        details={
-            "address": report.address,
-            "onprem": onprem_id,
-            "dn": report.onprem.dn if report.onprem else None,
-            "verdict": str(report.verdict),
-            # KB step 2: the report offers the creation of the AD account.
-            "create": bool(report.plan and report.plan.creates),
-        },
+        E.CHECKED, actor=actor, details=checked_details(report, onprem_id)
     )
     return report, event.id
+
+
+def checked_details(report: Report, onprem_id: str | None) -> dict[str, JsonValue]:
+    """What the audit log keeps of a check (in Slack or on the command line)."""
+    return {
+        "address": report.address,
+        "onprem": onprem_id,
+        "dn": report.onprem.dn if report.onprem else None,
+        "verdict": str(report.verdict),
+        # KB step 2: the report offers the creation of the AD account.
+        "create": bool(report.plan and report.plan.creates),
+    }
 
 
 def load_check(svc: RequestServices, check_id: str, actor: str) -> tuple[str, str | None] | str:
@@ -190,23 +198,22 @@ class HomeLists:
 
 
 def home_lists(svc: RequestServices, user_id: str, team: TeamDirectory) -> HomeLists:
-    """The user's own requests, those awaiting their decision (approvers only; never their
-    own), and recent results."""
+    """What App Home shows ``user_id``: their own requests; to approvers also those awaiting
+    their decision (never their own) and recent results. Nobody else sees another person's
+    requests or results."""
     approver = is_approver(svc, user_id, team)
-    awaiting = (
-        [
-            r
-            for r in svc.store.list_requests(states=[RequestState.PENDING], limit=20)
-            if r.requester_id != user_id
-        ]
-        if approver
-        else []
-    )
+    own = svc.store.list_requests(requester_id=user_id, limit=10)
+    if not approver:
+        return HomeLists(own=own, awaiting=[], recent=[], is_approver=False)
+    awaiting = [
+        r
+        for r in svc.store.list_requests(states=[RequestState.PENDING], limit=20)
+        if r.requester_id != user_id
+    ]
     recent = svc.store.list_requests(
         states=TERMINAL_STATES | (OPEN_STATES - {RequestState.PENDING}), limit=10
     )
-    own = svc.store.list_requests(requester_id=user_id, limit=10)
-    return HomeLists(own=own, awaiting=awaiting, recent=recent, is_approver=approver)
+    return HomeLists(own=own, awaiting=awaiting, recent=recent, is_approver=True)
 
 
 def request_match(
@@ -280,6 +287,36 @@ def is_approver(svc: RequestServices, user_id: str, team: TeamDirectory) -> bool
     if user_id in svc.approvers:
         return True
     return any(user_id in team.group_members(g) for g in svc.approvers if g.startswith("S"))
+
+
+#: What a person outside ``SMTPMATCH_REQUESTERS`` is told (nothing was looked up).
+NOT_A_REQUESTER = (
+    ":no_entry: You are not one of the people allowed to check or request SMTP matches "
+    "with this bot (SMTPMATCH_REQUESTERS); ask the bot's admin."
+)
+
+
+def requester_known(svc: RequestServices, user_id: str) -> bool | None:
+    """Whether ``user_id`` may request, when that is known without asking Slack.
+
+    Returns:
+        True (anyone may, or listed by id), False (not listed and no group is configured),
+        or None (only the groups can tell: see :func:`may_request`).
+    """
+    if not svc.requesters or user_id in svc.requesters:
+        return True
+    return None if any(r.startswith("S") for r in svc.requesters) else False
+
+
+def may_request(svc: RequestServices, user_id: str, team: TeamDirectory | None) -> bool:
+    """Whether ``user_id`` may check and request: listed in ``requesters`` by id or through a
+    user group (resolved now, like approvers), or anyone when none are configured."""
+    known = requester_known(svc, user_id)
+    if known is not None:
+        return known
+    if team is None:
+        return False
+    return any(user_id in team.group_members(g) for g in svc.requesters if g.startswith("S"))
 
 
 def authorize_decision(
@@ -406,7 +443,7 @@ def _release(
     return Result(
         Outcome.OUTAGE,
         request=released,
-        message=f"{exc.directory} could not be reached, so nothing was changed and the request "
+        message=f"{public_fault(exc)}, so nothing was changed and the request "
         f"is pending again; try again later (ref {reference}).",
         reference=reference,
     )
@@ -494,9 +531,8 @@ def apply_checked(
     try:
         applied = svc.dirs.onprem.apply(report.plan)
     except ConcurrentModification as exc:
-        return _fail(
-            svc, request, actor, Outcome.CONFLICT, f"{exc}. Nothing was overwritten.", report
-        )
+        why = f"{public_fault(exc)}. Nothing was overwritten."
+        return _fail(svc, request, actor, Outcome.CONFLICT, why, report)
     except DirectoryError as exc:
         # The modify may have reached AD before the connection dropped: look, don't guess.
         return _settle_after_fault(svc, request, actor, report.plan, exc, report)
@@ -541,9 +577,9 @@ def _create(svc: RequestServices, request: MatchRequest, actor: str, report: Rep
         )
         return _fail(svc, request, actor, Outcome.CONFLICT, why, report)
     except (InsecureTransport, PermissionMissing, SchemaViolation) as exc:
-        return _fail(
-            svc, request, actor, Outcome.CONFLICT, f"{exc}. No account was created.", report
-        )
+        log.warning("creation for %s refused: %s", request.id, exc)
+        why = f"{public_fault(exc)}. No account was created."
+        return _fail(svc, request, actor, Outcome.CONFLICT, why, report)
     except DirectoryError as exc:
         # The add may have reached AD before the connection dropped: look, don't guess.
         return _settle_after_fault(svc, request, actor, report.plan, exc, report)
@@ -677,9 +713,10 @@ def _settle_after_fault(
         )
     if written is _Written.BEFORE:
         return _release(svc, request, actor, exc)
+    log.warning("write for %s failed: %s", request.id, exc)
     why = (
-        f"The write failed ({exc}) and the AD object now holds neither the old nor the planned "
-        "values: someone else changed it. Check it by hand."
+        f"The write failed ({public_fault(exc)}) and the AD object now holds neither the old "
+        "nor the planned values: someone else changed it. Check it by hand."
     )
     return _fail(svc, request, actor, Outcome.CONFLICT, why, report)
 
@@ -717,111 +754,122 @@ def revert_request(
     """An approver other than the requester undoes an applied change that has not matched:
     the old values come back through the same concurrency-safe write.
 
-    Entra ID is asked first: once the cloud user is bound to the AD user, restoring the old AD
-    values would not unbind it, so the revert is refused (and a request whose sync timed out
-    but bound later is settled as matched). Refusals are audited.
+    The request is claimed first (``reverting``, compare-and-set, audited in the same
+    transaction), so two reverts, or a revert and the sync watcher, act once. Then Entra ID is
+    asked live: once the cloud user is bound to the AD user, restoring the old AD values would
+    not unbind it, so the revert is refused and the request settled as matched. Only then is
+    AD written, and the claim ends in ``reverted`` with the restored values: the write and its
+    audit event cannot disagree. When nothing was written the claim is released to the state
+    it came from. Refusals are audited.
     """
     checked = authorize_decision(svc, request_id, actor, team, Decision.REVERT)
     if isinstance(checked, Result):
         return checked
     request = checked
-    from_states, to_state = decision_transition(Decision.REVERT)
+    from_states, claim = decision_transition(Decision.REVERT)
     if request.state not in from_states or request.applied is None:
         return _stale(svc, request_id)
+    came_from = request.state
+    claimed = svc.store.transition(
+        request_id,
+        [came_from],
+        claim,
+        audit=AuditNote(E.REVERT_STARTED, actor, {"from": str(came_from)}),
+    )
+    if claimed is None or claimed.applied is None:
+        return _stale(svc, request_id)  # another revert, or the watcher, moved it first
     try:
-        bound = _bound_now(svc, request)
+        bound = _bound_now(svc, claimed)
     except DirectoryError as exc:
-        return _revert_outage(request, exc)
+        return _revert_outage(svc, claimed, actor, came_from, exc)
     if bound:
-        return _refuse_bound_revert(svc, request, actor)
-    if request.applied.creates:
-        return _revert_creation(svc, request, actor)
-    inverse = request.applied.inverse()
+        return _refuse_bound_revert(svc, claimed, actor)
+    if claimed.applied.creates:
+        return _revert_creation(svc, claimed, actor, came_from)
+    inverse = claimed.applied.inverse()
     try:
         restored = svc.dirs.onprem.apply(inverse)
     except ConcurrentModification as exc:
-        svc.store.append_audit(
-            E.REVERT_REFUSED, request_id=request.id, actor=actor, details={"why": str(exc)}
-        )
-        return Result(
+        return _release_revert(
+            svc,
+            claimed,
+            actor,
+            came_from,
             Outcome.CONFLICT,
-            request=request,
-            message=f"{exc}. The values were changed by someone else (or already "
+            f"{public_fault(exc)}. The values were changed by someone else (or already "
             "reverted); nothing was overwritten.",
         )
     except DirectoryError as exc:
-        return _revert_outage(request, exc)
-    audit = AuditNote(E.REVERTED, actor, plan_to_dict(restored))
+        # The modify may have reached AD before the connection dropped: look, don't guess.
+        try:
+            written = _what_ad_holds(svc, claimed, inverse)
+        except DirectoryError:
+            return _revert_unsettled(claimed, exc)
+        if written is not _Written.AFTER:
+            return _revert_outage(svc, claimed, actor, came_from, exc)
+        restored = inverse
     reverted = svc.store.transition(
         request_id,
-        from_states,
-        to_state,
-        audit=audit,
+        [claim],
+        RequestState.REVERTED,
+        audit=AuditNote(E.REVERTED, actor, plan_to_dict(restored)),
         decided_by=actor,
         decided_at=svc.clock(),
     )
-    if reverted is None:
-        # The watcher settled the request while AD was being written: the write happened
-        # all the same, so it is recorded (the log must never miss a change).
-        current = svc.store.get_request(request_id)
-        state = current.state if current else "gone"
-        svc.store.append_audit(
-            E.REVERTED,
-            request_id=request_id,
-            actor=actor,
-            details={**plan_to_dict(restored), "note": f"the request was already {state}"},
-        )
-        return Result(
-            Outcome.REVERTED,
-            request=current,
-            message=f"Reverted in AD, but the request had meanwhile become {state}.",
-        )
     return Result(Outcome.REVERTED, request=reverted, message="Reverted: the old values are back.")
 
 
-def _revert_creation(svc: RequestServices, request: MatchRequest, actor: str) -> Result:
+def _release_revert(
+    svc: RequestServices,
+    request: MatchRequest,
+    actor: str,
+    came_from: RequestState,
+    outcome: Outcome,
+    why: str,
+    reference: str | None = None,
+) -> Result:
+    """Nothing was written: give the claim back (audited as a refused revert)."""
+    details: dict[str, JsonValue] = {"why": why}
+    if reference:
+        details["reference"] = reference
+    released = svc.store.transition(
+        request.id,
+        [RequestState.REVERTING],
+        came_from,
+        audit=AuditNote(E.REVERT_REFUSED, actor, details),
+    )
+    return Result(outcome, request=released or request, message=why, reference=reference)
+
+
+def _revert_creation(
+    svc: RequestServices, request: MatchRequest, actor: str, came_from: RequestState
+) -> Result:
     """Undo KB step 2 before the match: delete exactly the account the bot created (by its
     objectGUID, recorded at creation), audited."""
-    from_states, to_state = decision_transition(Decision.REVERT)
     guid = guid_of(request.anchor)
     try:
         svc.dirs.onprem.delete(request.onprem_dn, guid)
     except (NotFound, ConcurrentModification) as exc:
-        svc.store.append_audit(
-            E.REVERT_REFUSED, request_id=request.id, actor=actor, details={"why": str(exc)}
-        )
-        return Result(
+        return _release_revert(
+            svc,
+            request,
+            actor,
+            came_from,
             Outcome.CONFLICT,
-            request=request,
-            message=f"{exc}. The created account was moved or deleted by someone else; "
-            "nothing was deleted.",
+            f"{public_fault(exc)}. The created account was moved or deleted by someone "
+            "else; nothing was deleted.",
         )
     except DirectoryError as exc:
-        return _revert_outage(request, exc)
+        return _revert_outage(svc, request, actor, came_from, exc)
     details = {"action": "delete", "dn": request.onprem_dn, "guid": str(guid)}
     reverted = svc.store.transition(
         request.id,
-        from_states,
-        to_state,
+        [RequestState.REVERTING],
+        RequestState.REVERTED,
         audit=AuditNote(E.REVERTED, actor, details),
         decided_by=actor,
         decided_at=svc.clock(),
     )
-    if reverted is None:
-        current = svc.store.get_request(request.id)
-        state = current.state if current else "gone"
-        svc.store.append_audit(
-            E.REVERTED,
-            request_id=request.id,
-            actor=actor,
-            details={**details, "note": f"the request was already {state}"},
-        )
-        return Result(
-            Outcome.REVERTED,
-            request=current,
-            message=f"The created AD account was deleted, but the request had meanwhile become "
-            f"{state}.",
-        )
     return Result(
         Outcome.REVERTED, request=reverted, message="Reverted: the created AD account was deleted."
     )
@@ -838,6 +886,8 @@ def _bound_now(svc: RequestServices, request: MatchRequest) -> bool:
 
 
 def _refuse_bound_revert(svc: RequestServices, request: MatchRequest, actor: str) -> Result:
+    """Entra ID has bound the users: the claimed request becomes ``matched`` (audited as a
+    refused revert and as the sync result), and nothing is written."""
     why = (
         "Entra ID has already bound the cloud user to the AD account the bot created, so "
         "deleting it would delete the cloud user with it; nothing was changed."
@@ -848,26 +898,53 @@ def _refuse_bound_revert(svc: RequestServices, request: MatchRequest, actor: str
     svc.store.append_audit(
         E.REVERT_REFUSED, request_id=request.id, actor=actor, details={"why": "already bound"}
     )
-    settled = None
-    if request.state in (RequestState.APPLIED, RequestState.SYNC_TIMEOUT):
-        settled = svc.store.transition(
-            request.id,
-            [request.state],
-            RequestState.MATCHED,
-            audit=AuditNote(E.SYNC_MATCHED, None, {"detail": "bound (seen at a revert)"}),
-            decision_reason="Matched: Entra ID bound the users (seen when a revert was asked).",
-        )
+    settled = svc.store.transition(
+        request.id,
+        [RequestState.REVERTING],
+        RequestState.MATCHED,
+        audit=AuditNote(E.SYNC_MATCHED, None, {"detail": "bound (seen at a revert)"}),
+        decision_reason="Matched: Entra ID bound the users (seen when a revert was asked).",
+    )
     return Result(Outcome.STALE, request=settled or request, message=why)
 
 
-def _revert_outage(request: MatchRequest, exc: DirectoryError) -> Result:
+def _revert_outage(
+    svc: RequestServices,
+    request: MatchRequest,
+    actor: str,
+    came_from: RequestState,
+    exc: DirectoryError,
+) -> Result:
     reference = new_reference()
     log.warning("revert of %s failed [ref %s]: %s", request.id, reference, exc)
+    return _release_revert(
+        svc,
+        request,
+        actor,
+        came_from,
+        Outcome.OUTAGE,
+        f"{public_fault(exc)}; nothing was changed (ref {reference}).",
+        reference,
+    )
+
+
+def _revert_unsettled(request: MatchRequest, exc: DirectoryError) -> Result:
+    """The restoring write failed and AD cannot be read: whether it happened is unknown, so
+    the claim stays in ``reverting`` (nothing else can act on it) for a person to check."""
+    reference = new_reference()
+    log.error(
+        "revert of %s: the write failed and AD cannot be re-read; the request stays "
+        "reverting [ref %s]: %s",
+        request.id,
+        reference,
+        exc,
+    )
     return Result(
         Outcome.OUTAGE,
         request=request,
         reference=reference,
-        message=f"{exc.directory} could not be reached; nothing was changed (ref {reference}).",
+        message=f"{exc.directory} stopped answering during the revert; whether the old values "
+        f"are back is unknown, so the request stays reverting until checked (ref {reference}).",
     )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from bot.errors import InvalidInput
+from bot.errors import DirectoryError, InvalidInput
 from bot.models import CloudUser
 from bot.ports import CloudDirectory, OnPremDirectory
 from bot.rules.address import primary_smtp
@@ -24,6 +24,7 @@ from bot.rules.engine import Policy, choose_target
 from bot.scan.indexes import InlineExecutor
 from bot.scan.model import ScanItem, ScanResult, StoredScan
 from bot.services.check import Directories, check_match
+from bot.services.faults import public_fault
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +209,9 @@ def complete_scan(
     try:
         result = run_scan(svc.source(), svc.dirs.policy, progress=progress)
     except Exception as exc:
-        svc.store.fail_scan(scan_id, str(exc))
+        # Shown on App Home later: the directory's name, never its host or bind DN.
+        shown = public_fault(exc) if isinstance(exc, DirectoryError) else "an unexpected fault"
+        svc.store.fail_scan(scan_id, shown)
         raise
     stored = svc.store.finish_scan(scan_id, result)
     return stored, replace(result, scan_id=scan_id)

@@ -131,6 +131,12 @@ def poll_due_watches(svc: SyncServices, limit: int = 10) -> int:
 def _poll(svc: SyncServices, watch: SyncWatch) -> None:
     request = svc.store.get_request(watch.request_id)
     now = svc.clock()
+    if request is not None and request.state is RequestState.REVERTING:
+        # A revert holds the request; it may release it to applied: keep watching.
+        svc.store.reschedule_watch(
+            watch.id, svc.owner, _next_poll(svc, watch.attempts, now), watch.attempts
+        )
+        return
     if request is None or request.state is not RequestState.APPLIED:
         # Reverted (or otherwise settled) meanwhile: nothing left to watch.
         state = request.state if request else "gone"

@@ -44,11 +44,13 @@ from bot.rules.waves import (
 from bot.scan.model import ScanItem, ScanState
 from bot.services.check import check_match
 from bot.services.requests import (
+    NOT_A_REQUESTER,
     Outcome,
     RequestServices,
     Result,
     apply_checked,
     is_approver,
+    may_request,
     new_reference,
     revert_request,
     settle_claim,
@@ -74,6 +76,7 @@ class WaveOutcome(StrEnum):
     NOT_FOUND = "not_found"
     REFUSED_SELF = "refused_self"
     REFUSED_NOT_APPROVER = "refused_not_approver"
+    REFUSED_NOT_REQUESTER = "refused_not_requester"
     STALE = "stale"
     APPROVED = "approved"
     REJECTED = "rejected"
@@ -210,8 +213,12 @@ def create_wave(
     ou: str | None = None,
     limit: int | None = None,
     include_creations: bool = False,
+    team: TeamDirectory | None = None,
 ) -> WaveResult:
-    """A requester asks for a wave of a stored scan's items; it is posted to the approvers."""
+    """A requester asks for a wave of a stored scan's items; it is posted to the approvers.
+    Only people who may request single matches may ask for a wave."""
+    if not may_request(svc.requests, requester_id, team):
+        return WaveResult(WaveOutcome.REFUSED_NOT_REQUESTER, message=NOT_A_REQUESTER)
     store = svc.requests.store
     scan = store.get_scan(scan_id)  # type: ignore[attr-defined]
     if scan is None or scan.state is not ScanState.DONE:

@@ -61,6 +61,7 @@ _STATE_TEXT = {
     RequestState.REJECTED: ":no_entry: Rejected",
     RequestState.EXPIRED: ":hourglass: Expired without a decision",
     RequestState.FAILED: ":x: Not applied",
+    RequestState.REVERTING: ":gear: Reverting; re-checking and restoring…",
     RequestState.REVERTED: ":leftwards_arrow_with_hook: Reverted",
 }
 _TEXT_LIMIT = 2900  # a section's text may hold 3000 characters
@@ -68,9 +69,58 @@ _USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
 
 
+#: Line breaks of any kind: a directory value must never start a line of its own (a fake
+#: verdict, a quote) in a message.
+_LINE_BREAK = re.compile(r"\r\n|[\n\r\v\f\x85\u2028\u2029]")
+#: Other control characters, shown as a replacement mark.
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+#: A formatting character (bold, italic, strike) at a word's edge, where Slack would read it
+#: as markup; inside a word (``jane_doe``) it is never markup and stays as is (copyable).
+_MARKUP_EDGE = re.compile(r"(?<![0-9A-Za-z])[*_~]|[*_~](?![0-9A-Za-z])")
+#: A colon that could open an emoji (``:name:``); ``SMTP:jane@…`` stays as is.
+_EMOJI_OPEN = re.compile(r":(?=[\w+'-]+:)")
+_ZWSP = "\u200b"
+#: The icon a message of the bot's own starts with.
+_LEADING_ICON = re.compile(r":[a-z0-9_+-]+: ")
+
+
+def escape(text: str, *, code: bool = False, prose: bool = False) -> str:
+    """``text`` shown literally in mrkdwn: the one escaping function for every value that
+    comes from a directory or a person.
+
+    No mention, link, emoji, formatting or line break can come from it: ``& < >`` become
+    entities, line breaks a visible arrow, control characters a replacement mark, and a
+    zero-width space keeps ``* _ ~`` at a word's edge and an emoji's opening colon from being
+    read as markup. (A backtick can only make text literal, so free text keeps its own.)
+
+    Args:
+        text: the value.
+        code: the value goes inside a code span, where Slack applies no formatting: only the
+            entities and line breaks need care (a backtick, which would end the span, becomes
+            a look-alike), so a copied value stays exact.
+        prose: the bot's own sentences with values in them (a service's message, a sync
+            status): their line breaks and the leading icon (``:tada: …``) are the bot's and
+            stay; everything else is treated as above.
+    """
+    if not prose:
+        text = _LINE_BREAK.sub(" \u21b5 ", text)
+    text = _CONTROL.sub("\ufffd", text)
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if code:
+        return text.replace("`", "\u02cb")
+    icon = _LEADING_ICON.match(text) if prose else None
+    head, text = (icon.group(0), text[icon.end() :]) if icon else ("", text)
+    text = _MARKUP_EDGE.sub(lambda m: f"{_ZWSP}{m.group(0)}{_ZWSP}", text)
+    return head + _EMOJI_OPEN.sub(f":{_ZWSP}", text)
+
+
 def _escape(text: str) -> str:
-    """Escape the three characters Slack's mrkdwn treats as control characters."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return escape(text)
+
+
+def _code(text: str) -> str:
+    """``text`` as an inline code span, shown literally and exactly."""
+    return f"`{escape(text, code=True)}`"
 
 
 def _section(text: str) -> Block:
@@ -109,7 +159,7 @@ def _chunks(lines: Iterable[str]) -> list[str]:
 def _value(values: tuple[str, ...]) -> str:
     if not values:
         return "_(not set)_"
-    return "\n".join(f"`{_escape(v)}`" for v in values)
+    return "\n".join(_code(v) for v in values)
 
 
 def _line(label: str, value: str | Sequence[str] | None) -> str:
@@ -169,7 +219,7 @@ def plan_blocks(plan: ChangePlan | None, heading: str = "Planned change") -> lis
     """The change as attribute / before / after."""
     if plan is None or not plan.changes:
         return []
-    lines = [f"*{heading}* on `{_escape(plan.dn)}`"]
+    lines = [f"*{heading}* on {_code(plan.dn)}"]
     for change in plan.changes:
         lines.append(
             f"• *{change.attribute}*\n    before: {_value(change.before)}\n"
@@ -189,7 +239,9 @@ def _report_body(report: Report) -> list[Block]:
     if len(report.candidates) > 1:
         lines = ["*AD candidates* (name one: `/smtpmatch ADDRESS ACCOUNT`)"]
         lines += [
-            f"• `{_escape(c.sam_account_name or '?')}`  {_escape(c.dn)}" for c in report.candidates
+            f"• {_code(c.sam_account_name or '?')}  {_escape(c.dn)}"
+            + (f"  UPN {_escape(c.user_principal_name)}" if c.user_principal_name else "")
+            for c in report.candidates
         ]
         blocks.append(_section("\n".join(lines)))
     check_lines = []
@@ -226,10 +278,26 @@ def fit(body: Sequence[Block], actions: Sequence[Block], limit: int) -> list[Blo
     return [*body, *actions]
 
 
-def report_blocks(report: Report, *, request_check: int | None = None) -> list[Block]:
+#: Why an eligible report has no button when the bot has nowhere to send requests.
+NO_APPROVAL_CHANNEL = (
+    "No approval channel is configured (SMTPMATCH_APPROVAL_CHANNEL), so this report has no "
+    "Request approval button: ask the bot's admin."
+)
+
+
+def report_blocks(
+    report: Report, *, request_check: int | None = None, approvals: bool = True
+) -> list[Block]:
     """The report for the requester: entries, checks, verdict, plan, and, when the report is
     eligible and ``request_check`` (the id of the recorded check) is given, the "Request
-    approval" button, which carries that id and nothing else."""
+    approval" button, which carries that id and nothing else.
+
+    Args:
+        report: the report.
+        request_check: the id of the recorded check, for the button.
+        approvals: whether requests can be sent anywhere; when not, an eligible report says
+            why it has no button.
+    """
     header: Block = {
         "type": "header",
         "text": {"type": "plain_text", "text": f"SMTP match: {report.address}"[:150]},
@@ -246,6 +314,8 @@ def report_blocks(report: Report, *, request_check: int | None = None) -> list[B
             "Request account creation", ActionId.REQUEST_APPROVAL, str(request_check), "primary"
         )
         actions.append({"type": "actions", "elements": [button]})
+    elif not approvals and (report.verdict is Verdict.ELIGIBLE or _offers_creation(report)):
+        actions.append(_context(f":information_source: {NO_APPROVAL_CHANNEL}"))
     return fit([header, *_report_body(report)], actions, MESSAGE_BLOCK_LIMIT)
 
 
@@ -271,14 +341,14 @@ def approval_blocks(request: MatchRequest) -> list[Block]:
     if request.plan.creates:
         ask = (
             f":new: <@{request.requester_id}> asks to *create a new AD account* "
-            f"`{_escape(request.onprem_dn)}` for `{_escape(request.target_address)}` (KB 2641663 "
+            f"{_code(request.onprem_dn)} for {_code(request.target_address)} (KB 2641663 "
             "step 2), then SMTP-match it. Approving creates the account, enabled.\n"
             f"*Password:* {_escape(PASSWORD_CONSEQUENCE)}"
         )
     else:
         ask = (
             f":envelope: <@{request.requester_id}> asks to SMTP-match "
-            f"`{_escape(request.target_address)}` to `{_escape(request.onprem_dn)}`."
+            f"{_code(request.target_address)} to {_code(request.onprem_dn)}."
         )
     blocks: list[Block] = [
         _section(f"{ask}{reason}\nRequest `{request.id}` · expires {_when(request.expires_at)}"),
@@ -313,7 +383,7 @@ def approval_blocks(request: MatchRequest) -> list[Block]:
 def approval_text(request: MatchRequest) -> str:
     """The notification text of the approval message."""
     kind = "AD account creation" if request.plan.creates else "SMTP match"
-    return f"{kind} request {request.id} for {request.target_address}: {request.state}"
+    return f"{kind} request {request.id} for {escape(request.target_address)}: {request.state}"
 
 
 def notify_blocks(request: MatchRequest, status: str) -> list[Block]:
@@ -321,10 +391,10 @@ def notify_blocks(request: MatchRequest, status: str) -> list[Block]:
     return [
         _section(
             f"*SMTP match{' (new AD account)' if request.plan.creates else ''}* "
-            f"`{request.id}`: `{_escape(request.target_address)}` → "
-            f"`{_escape(request.onprem_dn)}`\nRequested by <@{request.requester_id}>"
+            f"`{request.id}`: {_code(request.target_address)} → "
+            f"{_code(request.onprem_dn)}\nRequested by <@{request.requester_id}>"
             + (f", approved by <@{request.decided_by}>" if request.decided_by else "")
-            + f"\n{_escape(status)}"
+            + f"\n{escape(status, prose=True)}"
         )
     ]
 
@@ -358,13 +428,8 @@ def reason_modal(callback: CallbackId, private_metadata: str, *, required: bool)
 
 
 def message_blocks(text: str) -> list[Block]:
-    """A short message of plain words (everything in it is shown literally)."""
-    return [_section(_escape(text))]
-
-
-def escape(text: str) -> str:
-    """``text`` shown literally inside mrkdwn (no mention, link or markup can come from it)."""
-    return _escape(text)
+    """A short message of the bot's words, with the values in it shown literally."""
+    return [_section(escape(text, prose=True))]
 
 
 def mention(user_id: str | None) -> str:
@@ -393,12 +458,12 @@ def request_posted_announcement(request: MatchRequest, channel: str | None) -> A
     """To the requester: the request went to the approvers."""
     if request.plan.creates:
         return _announce(
-            f"Your request `{_escape(request.id)}` to create the AD account "
-            f"`{_escape(request.onprem_dn)}` for {_escape(request.target_address)} went to "
+            f"Your request {_code(request.id)} to create the AD account "
+            f"{_code(request.onprem_dn)} for {_escape(request.target_address)} went to "
             f"{channel_link(channel)} for approval. {_escape(PASSWORD_CONSEQUENCE)}"
         )
     return _announce(
-        f"Your request `{_escape(request.id)}` to match {_escape(request.target_address)} went "
+        f"Your request {_code(request.id)} to match {_escape(request.target_address)} went "
         f"to {channel_link(channel)} for approval."
     )
 
@@ -407,13 +472,13 @@ def applied_announcement(request: MatchRequest) -> Announcement:
     """To the requester: approved and written (or, KB step 2, the account created)."""
     if request.applied is not None and request.applied.creates:
         return _announce(
-            f"Your request `{_escape(request.id)}` was approved by {mention(request.decided_by)}: "
-            f"the AD account `{_escape(request.onprem_dn)}` was created, enabled. Directory sync "
+            f"Your request {_code(request.id)} was approved by {mention(request.decided_by)}: "
+            f"the AD account {_code(request.onprem_dn)} was created, enabled. Directory sync "
             f"will now bind {_escape(request.target_address)}. {_escape(PASSWORD_CONSEQUENCE)}",
             plan_blocks(request.applied, "Created"),
         )
     return _announce(
-        f"Your SMTP match `{_escape(request.id)}` was approved by {mention(request.decided_by)} "
+        f"Your SMTP match {_code(request.id)} was approved by {mention(request.decided_by)} "
         f"and written to AD. Directory sync will now bind {_escape(request.target_address)}.",
         plan_blocks(request.applied, "Written"),
     )
@@ -422,7 +487,7 @@ def applied_announcement(request: MatchRequest) -> Announcement:
 def rejected_announcement(request: MatchRequest) -> Announcement:
     """To the requester: rejected, with the approver's reason."""
     return _announce(
-        f"Your SMTP match `{_escape(request.id)}` for {_escape(request.target_address)} was "
+        f"Your SMTP match {_code(request.id)} for {_escape(request.target_address)} was "
         f"rejected by {mention(request.decided_by)}: {_escape(request.decision_reason or '')}"
     )
 
@@ -432,13 +497,13 @@ def reverted_announcement(request: MatchRequest) -> Announcement:
     the bot created is deleted)."""
     if request.applied is not None and request.applied.creates:
         return _announce(
-            f"SMTP match `{_escape(request.id)}` for {_escape(request.target_address)} was "
+            f"SMTP match {_code(request.id)} for {_escape(request.target_address)} was "
             f"reverted by {mention(request.decided_by)}: the AD account "
-            f"`{_escape(request.onprem_dn)}` the bot created was deleted."
+            f"{_code(request.onprem_dn)} the bot created was deleted."
         )
     restored = request.applied.inverse() if request.applied else None
     return _announce(
-        f"SMTP match `{_escape(request.id)}` for {_escape(request.target_address)} was reverted "
+        f"SMTP match {_code(request.id)} for {_escape(request.target_address)} was reverted "
         f"by {mention(request.decided_by)}: the old AD values are back.",
         plan_blocks(restored, "Restored"),
     )
@@ -447,7 +512,7 @@ def reverted_announcement(request: MatchRequest) -> Announcement:
 def outcome_announcement(request: MatchRequest, message: str) -> Announcement:
     """To the requester: any other outcome, in the service's plain words."""
     return _announce(
-        f"Your SMTP match `{_escape(request.id)}` for {_escape(request.target_address)}: "
+        f"Your SMTP match {_code(request.id)} for {_escape(request.target_address)}: "
         f"{_escape(message)}"
     )
 
@@ -455,7 +520,7 @@ def outcome_announcement(request: MatchRequest, message: str) -> Announcement:
 def error_blocks(message: str, reference: str | None) -> list[Block]:
     """A fault, with the reference id that is also in the log."""
     ref = f"\n_Reference: `{reference}`_" if reference else ""
-    return [_section(f":warning: {_escape(message)}{ref}")]
+    return [_section(f":warning: {escape(message, prose=True)}{ref}")]
 
 
 def help_blocks() -> list[Block]:
@@ -466,7 +531,8 @@ def help_blocks() -> list[Block]:
             "365 user, and does it after approval.\n"
             "• `/smtpmatch jane@contoso.com`: check the address in both directories\n"
             "• `/smtpmatch jane@contoso.com jdoe`: name the AD account (sAMAccountName, UPN or "
-            "DN)\n• `/smtpmatch help`: this text\n"
+            "DN)\n• `/smtpmatch scan`: a whole-tenant readiness scan, every cloud-only user "
+            "judged, with a CSV (approvers only)\n• `/smtpmatch help`: this text\n"
             "When the verdict is *eligible*, press *Request approval*; an approver (not you) "
             "decides, the bot re-checks everything, writes `mail` and `proxyAddresses`, and "
             "tells you when directory sync has matched the accounts. When no AD account exists "
@@ -493,7 +559,8 @@ def home_view(
     *,
     is_approver: bool,
 ) -> Block:
-    """App Home: my requests, those awaiting my decision, recent results."""
+    """App Home: my requests; for approvers also those awaiting my decision and recent
+    results (nobody else sees other people's requests)."""
     blocks: list[Block] = [
         {"type": "header", "text": {"type": "plain_text", "text": "smtpmatch"}},
         _context("Type `/smtpmatch ADDRESS` in any channel to check an address."),
@@ -507,10 +574,10 @@ def home_view(
         blocks += [_section(t) for t in _chunks(_request_line(r) for r in awaiting)] or [
             _context("Nothing waits for your decision.")
         ]
-    blocks.append({"type": "header", "text": {"type": "plain_text", "text": "Recent results"}})
-    blocks += [_section(t) for t in _chunks(_request_line(r) for r in recent)] or [
-        _context("No results yet.")
-    ]
+        blocks.append({"type": "header", "text": {"type": "plain_text", "text": "Recent results"}})
+        blocks += [_section(t) for t in _chunks(_request_line(r) for r in recent)] or [
+            _context("No results yet.")
+        ]
     shown: list[JsonValue] = [*fit(blocks, [], VIEW_BLOCK_LIMIT)]
     return {"type": "home", "blocks": shown}
 

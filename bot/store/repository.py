@@ -35,6 +35,7 @@ from sqlalchemy.engine import URL, Connection, Engine, RowMapping, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
+from bot.actors import with_actor_name
 from bot.domain import (
     AuditDetails,
     AuditEvent,
@@ -511,7 +512,8 @@ class Store:
                 event=str(note.event),
                 request_id=request_id,
                 actor=note.actor,
-                details=dict(note.details or {}),
+                # The actor's display name at the time, next to the id (bot.actors).
+                details=with_actor_name(note.details or {}, note.actor),
             )
             .returning(*_AUDIT.c)
         )

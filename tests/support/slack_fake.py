@@ -324,7 +324,8 @@ def render_mrkdwn(text: str) -> str:
     ``<@U1>`` shows as ``@U1`` (the fake has no names), ``<#C1>`` as ``#C1``, ``<!date^…|x>``
     and ``<url|label>`` as their fallback or label, ``<url>`` as the URL; then the three
     escapes ``&lt;`` ``&gt;`` ``&amp;`` show as the characters. So a mention escaped twice
-    (``&lt;@U1&gt;``) shows as the raw ``<@U1>`` it is in Slack.
+    (``&lt;@U1&gt;``) shows as the raw ``<@U1>`` it is in Slack. Zero-width spaces (which
+    keep a value's ``*``/``_``/``:`` from being read as markup) are invisible.
     """
 
     def token(match: re.Match[str]) -> str:
@@ -339,6 +340,7 @@ def render_mrkdwn(text: str) -> str:
         return label or target
 
     rendered = _MRKDWN_TOKEN.sub(token, text)
+    rendered = rendered.replace("\u200b", "")
     return rendered.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 

@@ -3,9 +3,12 @@ objects, remedies say how, candidates show why they were found."""
 
 from __future__ import annotations
 
+import json
+
 from bot.directories.demo import build_demo_directories
 from bot.rules.checks import Check, CheckId, Report, Status
 from bot.services.check import Directories, check_match
+from bot.slack_views.blocks import report_blocks
 from bot.terminal import render_report
 
 
@@ -30,8 +33,11 @@ def test_the_candidates_show_the_upn_that_made_them_candidates() -> None:
     text = render_report(report, width=120)
     found = check(report, CheckId.ONPREM_USER_FOUND).detail
 
+    slack = json.dumps(report_blocks(report))
+
     assert "UPN chris@contoso.com" in found
     assert "UPN chris@contoso.com" in text[text.index("AD candidates") :]
+    assert "UPN chris@contoso.com" in slack[slack.index("AD candidates") :]
 
 
 def test_an_earlier_cloud_twin_is_removed_step_by_step() -> None:

@@ -29,10 +29,15 @@ ALLOWED = [
     (S.APPLIED, S.MATCHED),
     (S.APPLIED, S.SYNC_FAILED),
     (S.APPLIED, S.SYNC_TIMEOUT),
-    (S.APPLIED, S.REVERTED),
-    (S.SYNC_FAILED, S.REVERTED),
-    (S.SYNC_TIMEOUT, S.REVERTED),
+    (S.APPLIED, S.REVERTING),
+    (S.SYNC_FAILED, S.REVERTING),
+    (S.SYNC_TIMEOUT, S.REVERTING),
     (S.SYNC_TIMEOUT, S.MATCHED),
+    (S.REVERTING, S.REVERTED),
+    (S.REVERTING, S.MATCHED),
+    (S.REVERTING, S.APPLIED),
+    (S.REVERTING, S.SYNC_FAILED),
+    (S.REVERTING, S.SYNC_TIMEOUT),
 ]
 
 
@@ -98,7 +103,7 @@ def test_rejecting_closes_a_pending_request() -> None:
 
 def test_reverting_applies_to_applied_requests_that_did_not_match() -> None:
     sources, target = decision_transition(Decision.REVERT)
-    assert target is S.REVERTED
+    assert target is S.REVERTING
     assert sources == REVERTIBLE_STATES == {S.APPLIED, S.SYNC_FAILED, S.SYNC_TIMEOUT}
 
 

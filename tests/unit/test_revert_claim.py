@@ -1,0 +1,149 @@
+"""A revert claims the request first (``reverting``, compare-and-set), then asks Entra ID,
+then writes (issue 15 M2): two reverts, or a revert and the sync watcher, act once, and the
+AD write and its audit event always agree."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from bot.directories.demo import build_demo_directories
+from bot.errors import DirectoryUnavailable
+from bot.rules.requests import RequestState
+from bot.services.check import Directories
+from bot.services.requests import Outcome, RequestServices, revert_request
+from bot.store.repository import Store
+from tests.unit.test_request_services import (
+    APPROVER,
+    GROUP_MEMBER,
+    Clock,
+    Team,
+    ad_user,
+    approved,
+)
+
+
+@pytest.fixture
+def services(tmp_path) -> Iterator[tuple[RequestServices, Any, Any]]:
+    ad, cloud, policy = build_demo_directories()
+    clock = Clock()
+    store = Store(f"sqlite:///{tmp_path / 'smtpmatch.db'}", clock=clock)
+    store.migrate()
+    svc = RequestServices(
+        dirs=Directories(ad, cloud, policy),
+        store=store,
+        approvers=(APPROVER, "S0ADMINS"),
+        clock=clock,
+    )
+    yield svc, ad, cloud
+    store.close()
+
+
+ADDRESS = "paul.primary@contoso.com"
+
+
+def _events(svc, request_id: str) -> list[str]:
+    return [e.event for e in svc.store.list_audit(request_id=request_id)]
+
+
+def test_two_reverts_at_once_write_once_and_one_is_told_it_is_taken(services) -> None:
+    svc, ad, _ = services
+    original = ad_user(ad, "paul.primary")
+    request = approved(svc, ADDRESS)
+    real_apply, writes, inside, go_on = ad.apply, [], threading.Event(), threading.Event()
+
+    def slow_apply(plan):
+        writes.append(plan)
+        inside.set()
+        go_on.wait(5)
+        return real_apply(plan)
+
+    ad.apply = slow_apply  # type: ignore[method-assign]
+    results = {}
+    first = threading.Thread(
+        target=lambda: results.update(a=revert_request(svc, request.id, APPROVER, Team()))
+    )
+    first.start()
+    assert inside.wait(5)  # the first revert holds the claim and is writing
+    results["b"] = revert_request(svc, request.id, GROUP_MEMBER, Team())
+    go_on.set()
+    first.join(5)
+
+    assert results["a"].outcome is Outcome.REVERTED
+    assert results["b"].outcome is Outcome.STALE and "reverting" in results["b"].message
+    assert len(writes) == 1
+    restored = ad_user(ad, "paul.primary")
+    assert (restored.mail, set(restored.proxy_addresses)) == (
+        original.mail,
+        set(original.proxy_addresses),
+    )
+    assert svc.store.get_request(request.id).state is RequestState.REVERTED
+    assert _events(svc, request.id).count("reverted") == 1
+    assert _events(svc, request.id)[-2:] == ["revert_started", "reverted"]
+
+
+def test_the_watcher_cannot_settle_a_request_a_revert_holds(services) -> None:
+    svc, ad, _ = services
+    original = ad_user(ad, "paul.primary")
+    request = approved(svc, ADDRESS)
+    real_apply, watcher = ad.apply, []
+
+    def apply_while_the_watcher_looks(plan):
+        # The sync watcher's compare-and-set (applied -> matched) loses to the claim.
+        watcher.append(
+            svc.store.transition(request.id, [RequestState.APPLIED], RequestState.MATCHED)
+        )
+        return real_apply(plan)
+
+    ad.apply = apply_while_the_watcher_looks  # type: ignore[method-assign]
+    result = revert_request(svc, request.id, APPROVER, Team())
+    assert watcher == [None]
+    assert result.outcome is Outcome.REVERTED
+    assert result.request.state is RequestState.REVERTED
+    restored = ad_user(ad, "paul.primary")
+    assert (restored.mail, set(restored.proxy_addresses)) == (
+        original.mail,
+        set(original.proxy_addresses),
+    )
+    assert _events(svc, request.id)[-2:] == ["revert_started", "reverted"]
+
+
+def test_entra_unreachable_releases_the_claim_and_writes_nothing(services) -> None:
+    svc, ad, cloud = services
+    request = approved(svc, ADDRESS)
+    written = ad_user(ad, "paul.primary")
+
+    def unreachable(user_id):
+        raise DirectoryUnavailable("Entra ID", "graph.example:443", "timed out")
+
+    cloud.get_user = unreachable  # type: ignore[method-assign]
+    result = revert_request(svc, request.id, APPROVER, Team())
+    assert result.outcome is Outcome.OUTAGE
+    assert "Entra ID could not be reached" in result.message
+    assert "graph.example" not in result.message
+    assert svc.store.get_request(request.id).state is RequestState.APPLIED
+    assert ad_user(ad, "paul.primary") == written
+    assert _events(svc, request.id)[-2:] == ["revert_started", "revert_refused"]
+
+
+def test_a_restoring_write_that_reached_ad_before_the_fault_is_recorded_as_reverted(
+    services,
+) -> None:
+    svc, ad, _ = services
+    original = ad_user(ad, "paul.primary")
+    request = approved(svc, ADDRESS)
+    real_apply = ad.apply
+
+    def apply_then_drop(plan):
+        real_apply(plan)
+        raise DirectoryUnavailable("Active Directory", "dc1:636", "connection reset")
+
+    ad.apply = apply_then_drop  # type: ignore[method-assign]
+    result = revert_request(svc, request.id, APPROVER, Team())
+    assert result.outcome is Outcome.REVERTED
+    assert ad_user(ad, "paul.primary").mail == original.mail
+    assert svc.store.get_request(request.id).state is RequestState.REVERTED
+    assert _events(svc, request.id)[-2:] == ["revert_started", "reverted"]
