@@ -30,8 +30,10 @@ from bot.services.check import Directories
 from bot.services.requests import RequestServices, expire_and_show, recover_stuck_approvals
 from bot.services.scan import ScanServices
 from bot.services.sync import SyncServices, poll_due_watches, start_watch
+from bot.services.waves import WaveServices, due_waves, poll_waves, run_wave
 from bot.settings import Settings, SyncTrigger
 from bot.store.repository import Store
+from bot.store.waves import WaveStore
 from bot.sync_triggers import CloudSyncTrigger, NoTrigger, SyncTriggerPort, WebhookTrigger
 from bot.workers import RateLimit, WorkPool
 from handlers.context import BotContext
@@ -218,10 +220,14 @@ class Bot:
     context: BotContext
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
+    waves: WaveServices | None = None
 
     def start_background(self) -> None:
         """Start the sweep (expiry, claims stuck in ``approving``) and the sync watcher."""
-        for target, name in ((self._sweep_expired, "expiry"), (self._watch_sync, "sync-watch")):
+        jobs = [(self._sweep_expired, "expiry"), (self._watch_sync, "sync-watch")]
+        if self.waves is not None:
+            jobs.append((self._watch_waves, "wave-watch"))
+        for target, name in jobs:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self.threads.append(thread)
@@ -237,6 +243,24 @@ class Bot:
                         break
             except Exception:  # a watcher fault must not kill the bot; logged and retried
                 log.exception("sync watcher failed; retrying")
+
+    def _watch_waves(self) -> None:
+        # Waves left applying by a restart, or paused and due again, run on the wave pool;
+        # watching waves are polled here (one bulk Graph request per 15 users).
+        assert self.waves is not None
+        waves = self.waves
+        interval = min(waves.poll_seconds, 5.0)
+        first = True
+        while first or not self.stop_event.wait(interval):
+            first = False
+            try:
+                for wave_id in due_waves(waves):
+                    slot = self.context.wave_pool.reserve()
+                    if slot is not None:
+                        slot.run(run_wave, waves, wave_id)
+                poll_waves(waves)
+            except Exception:  # a watcher fault must not kill the bot; logged and retried
+                log.exception("wave watcher failed; retrying")
 
     def _sweep_expired(self) -> None:
         while not self.stop_event.wait(30):
@@ -275,6 +299,7 @@ def build_bot(
     """
     from handlers import register
     from handlers.notify import SlackApprovalBoard, SlackNotifier
+    from handlers.waves import SlackWaveBoard
 
     settings.require("slack_bot_token", "slack_signing_secret")
     assert settings.slack_signing_secret is not None
@@ -287,6 +312,8 @@ def build_bot(
         log.warning("SMTPMATCH_APPROVAL_CHANNEL is not set: reports will offer no approval")
     dirs = directories or build_directories(settings, demo=demo)
     store = store or open_store(settings)
+    raw_store = store
+    stop_event = threading.Event()
     # Metrics: time every directory call, count request states where the database change won.
     dirs, store = instrument_directories(dirs), instrument_store(store)
     client = build_web_client(settings)
@@ -335,5 +362,23 @@ def build_bot(
         rate_limit=RateLimit(settings.smtpmatch_checks_per_minute),
     )
     context.scans = build_scan_services(dirs, store)
+    context.waves = WaveServices(
+        requests=services,
+        waves=WaveStore(raw_store),
+        pace_per_minute=settings.smtpmatch_wave_writes_per_minute,
+        board=SlackWaveBoard(client, settings.smtpmatch_approval_channel, context),
+        trigger=sync.trigger,
+        poll_seconds=settings.smtpmatch_sync_poll_seconds,
+        timeout=timedelta(minutes=settings.smtpmatch_sync_timeout_minutes),
+        stopping=stop_event,
+    )
     register(app, context)
-    return Bot(app=app, services=services, sync=sync, settings=settings, context=context)
+    return Bot(
+        app=app,
+        services=services,
+        sync=sync,
+        settings=settings,
+        context=context,
+        waves=context.waves,
+        stop_event=stop_event,
+    )

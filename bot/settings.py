@@ -154,6 +154,8 @@ class Settings(BaseSettings):
     smtpmatch_sync_webhook_secret: SecretStr | None = None
     smtpmatch_sync_poll_seconds: float = Field(default=60.0, gt=0)
     smtpmatch_sync_timeout_minutes: float = Field(default=90.0, gt=0)
+    #: Waves (bulk hand-over): AD writes per minute; 0 = unlimited.
+    smtpmatch_wave_writes_per_minute: int = Field(default=60, ge=0)
     smtpmatch_cloud_sync_service_principal_id: str | None = None
     smtpmatch_cloud_sync_job_id: str | None = None
     smtpmatch_cloud_sync_rule_id: str | None = None

@@ -12,7 +12,7 @@ from slack_bolt.response import BoltResponse
 
 from bot.actors import acting
 from bot.slack_views.ids import ActionId, CallbackId
-from handlers import actions, commands, home
+from handlers import actions, commands, home, waves
 from handlers.context import BotContext, describe_fault
 from handlers.guard import actor_of, workspace_guard
 
@@ -58,6 +58,9 @@ def register(app: App, ctx: BotContext) -> None:
         (app.view(CallbackId.REJECT_REASON.value), actions.handle_reject_reason_submission),
         (app.event("app_home_opened"), home.handle_app_home_opened),
     ]
+    for kind, name, handler in waves.LISTENERS:
+        decorator = app.action(name.value) if kind == "action" else app.view(name.value)
+        listeners.append((decorator, handler))
     for decorator, fn in listeners:
         decorator(_bind(fn, ctx))
     app.error(handle_listener_fault)

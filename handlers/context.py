@@ -13,6 +13,7 @@ from bot.errors import DirectoryError, SmtpMatchError
 from bot.services.faults import public_fault
 from bot.services.requests import RequestServices, new_reference
 from bot.services.scan import ScanServices
+from bot.services.waves import WaveServices
 from bot.slack_views.blocks import Block, error_blocks
 from bot.workers import RateLimit, WorkPool
 
@@ -55,10 +56,20 @@ class BotContext:
     #: Whole-tenant scans (``None``: not offered), run one at a time on ``scan_pool``.
     scans: ScanServices | None = None
     scan_pool: WorkPool = field(default_factory=lambda: WorkPool("scan", 1, 0))
+    #: Waves (bulk hand-over; ``None``: not offered), applied on ``wave_pool``.
+    waves: WaveServices | None = None
+    wave_pool: WorkPool = field(default_factory=lambda: WorkPool("wave", 2, 16))
 
     def pools(self) -> tuple[WorkPool, ...]:
         """Every executor, for shutting down."""
-        return (self.checks, self.decisions, self.quick, self.notices, self.scan_pool)
+        return (
+            self.checks,
+            self.decisions,
+            self.quick,
+            self.notices,
+            self.scan_pool,
+            self.wave_pool,
+        )
 
     def tell_busy(self, reply: Reply) -> None:
         """Tell a user the bot is busy, off the listener thread."""

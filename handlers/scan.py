@@ -26,6 +26,7 @@ from bot.slack_views.scan import (
     summary_blocks,
     summary_text,
 )
+from bot.slack_views.waves import open_button_blocks
 from handlers.context import (
     BUSY,
     BotContext,
@@ -161,9 +162,10 @@ def _run(
 
 def _post_summary(client: WebClient, channel: str, ts: str, result: ScanResult, user: str) -> None:
     totals = result.totals()
-    client.chat_update(
-        channel=channel, ts=ts, text=summary_text(totals), blocks=summary_blocks(result, user)
-    )
+    blocks = summary_blocks(result, user)
+    if result.scan_id and result.by_verdict.get("eligible"):  # the wave picker (bulk hand-over)
+        blocks = [*blocks, *open_button_blocks(result.scan_id)]
+    client.chat_update(channel=channel, ts=ts, text=summary_text(totals), blocks=blocks)
     client.files_upload_v2(
         channel=channel,
         thread_ts=ts,
@@ -180,7 +182,10 @@ def with_latest_scan(view: Block, ctx: BotContext) -> Block:
         return view
     current = view.get("blocks")
     blocks: list[JsonValue] = list(current) if isinstance(current, list) else []
-    section: list[JsonValue] = [*home_blocks(latest_scan(ctx.scans))]
+    latest = latest_scan(ctx.scans)
+    section: list[JsonValue] = [*home_blocks(latest)]
+    if latest is not None and ctx.waves is not None:  # the wave picker (bulk hand-over)
+        section.extend(open_button_blocks(latest.id))
     return {**view, "blocks": [*blocks[:2], *section, *blocks[2:]][:_HOME_LIMIT]}
 
 

@@ -80,6 +80,9 @@ SYNC_FEATURES = (
 )
 HOLDER_SELECT = "id,displayName,mail,proxyAddresses"
 PAGE_SIZE = "999"
+
+#: Values per OData ``in`` (Graph's limit): a wave's watch asks for this many users at once.
+WATCH_CHUNK = 15
 #: The service plans provisioned to a user (``provisionedPlans``): the Exchange plan says a
 #: mailbox was provisioned, without a per-user Exchange call.
 PLANS_SELECT = "provisionedPlans"
@@ -390,6 +393,41 @@ class EntraDirectory:
         except GraphNotFound:
             return None
         return to_cloud_user(data)
+
+    def watch_users(
+        self, pairs: Sequence[tuple[str, str]]
+    ) -> dict[str, tuple[CloudUser | None, tuple[CloudUser, ...]]]:
+        """For each ``(user id, anchor)``: the user now and the users holding the anchor, asked
+        in bulk: ONE ``/users?$filter=id in (...) or onPremisesImmutableId in (...)`` per
+        :data:`WATCH_CHUNK` pairs (Graph allows 15 values in an ``in``). A wave's sync watch
+        uses it, so a poll costs one Graph request per 15 users, not two per user.
+        """
+        found: list[CloudUser] = []
+        for start in range(0, len(pairs), WATCH_CHUNK):
+            chunk = pairs[start : start + WATCH_CHUNK]
+            ids = ",".join(odata_string(i) for i, _ in chunk)
+            anchors = ",".join(odata_string(a) for _, a in chunk if a)
+            flt = f"id in ({ids})" + (
+                f" or onPremisesImmutableId in ({anchors})" if anchors else ""
+            )
+            found.extend(
+                to_cloud_user(u)
+                for u in self.client.get_all(
+                    GraphRequest(
+                        "/users",
+                        {"$filter": flt, "$select": USER_SELECT, "$top": PAGE_SIZE},
+                        PERM_USERS,
+                    )
+                )
+            )
+        by_id = {u.id: u for u in found}
+        return {
+            user_id: (
+                by_id.get(user_id),
+                tuple(u for u in by_id.values() if anchor and u.on_premises_immutable_id == anchor),
+            )
+            for user_id, anchor in pairs
+        }
 
     def find_user_by_upn(self, upn: str) -> CloudUser | None:
         """The user whose UPN is ``upn`` (compared case-insensitively, as Entra ID does)."""

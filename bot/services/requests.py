@@ -494,8 +494,17 @@ def _apply(svc: RequestServices, request: MatchRequest, actor: str) -> Result:
         )
     except DirectoryError as exc:
         return _release(svc, request, actor, exc)
+    return apply_checked(svc, request, actor, report)
 
-    if creates:
+
+def apply_checked(
+    svc: RequestServices, request: MatchRequest, actor: str, report: Report
+) -> Result:
+    """The guarded write of a request claimed in ``approving``, given its fresh re-check:
+    write only if ``report`` is still the approved verdict with the same plan, cloud user,
+    AD object (DN and anchor) and primary; exactly once, old values kept. A wave item's
+    write (:mod:`bot.services.waves`) runs through here too."""
+    if request.plan.creates:
         return _create(svc, request, actor, report)
     if report.verdict is not Verdict.ELIGIBLE or report.plan is None:
         failed = [c.id for c in report.checks if c.status == "fail"]
@@ -710,6 +719,13 @@ def _settle_after_fault(
         "nor the planned values: someone else changed it. Check it by hand."
     )
     return _fail(svc, request, actor, Outcome.CONFLICT, why, report)
+
+
+def settle_claim(svc: RequestServices, request: MatchRequest, actor: str | None) -> Result:
+    """Settle a claim left in ``approving`` now (a wave resuming after a restart): AD is read
+    again, as after a write fault, and the request recorded accordingly."""
+    fault = DirectoryUnavailable("Active Directory", request.onprem_dn, "no answer recorded")
+    return _settle_after_fault(svc, request, actor, request.plan, fault)
 
 
 #: How long a claim may stay in ``approving`` before the sweep settles it.

@@ -12,6 +12,7 @@ from pydantic import JsonValue
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     ForeignKey,
@@ -216,3 +217,60 @@ class ScanItemRow(Base):
 
 scans_table = ScanRow.__table__
 scan_items_table = ScanItemRow.__table__
+
+
+# -- waves, the bulk hand-over (revision 0005) ------------------------------------------------
+
+
+class WaveRow(Base):
+    """One wave: a reviewed batch of a scan's items, approved and applied as one."""
+
+    __tablename__ = "waves"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    scan_id: Mapped[str] = mapped_column(String(32), ForeignKey("scans.id"))
+    state: Mapped[str] = mapped_column(String(16))
+    requester_id: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    criteria: Mapped[dict[str, JsonValue]] = mapped_column(JsonDoc)
+    count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    approver_id: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+    approval_channel: Mapped[str | None] = mapped_column(String(64))
+    approval_ts: Mapped[str | None] = mapped_column(String(64))
+    progress_channel: Mapped[str | None] = mapped_column(String(64))
+    progress_ts: Mapped[str | None] = mapped_column(String(64))
+    watch_deadline: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    #: The replica applying the wave, and until when (one runner at a time).
+    lease_owner: Mapped[str | None] = mapped_column(String(256))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __table_args__ = (Index("ix_waves_state", "state"),)
+
+
+class WaveItemRow(Base):
+    """One user of a wave, with its own compare-and-set state."""
+
+    __tablename__ = "wave_items"
+
+    wave_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("waves.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    address: Mapped[str] = mapped_column(String(320))
+    cloud_user_id: Mapped[str] = mapped_column(String(64))
+    cloud_upn: Mapped[str] = mapped_column(String(1024))
+    onprem_dn: Mapped[str | None] = mapped_column(String(2048))
+    plan: Mapped[dict[str, JsonValue] | None] = mapped_column(JsonDoc)
+    creates: Mapped[bool] = mapped_column(Boolean)
+    state: Mapped[str] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    request_id: Mapped[str | None] = mapped_column(String(32), ForeignKey("requests.id"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    anchor: Mapped[str | None] = mapped_column(String(256))
+
+    __table_args__ = (Index("ix_wave_items_wave_id_state", "wave_id", "state"),)

@@ -548,6 +548,7 @@ class GraphApp:
                     USER_DEFAULT,
                     "users",
                     filterable=(
+                        "id",
                         "mail",
                         "userPrincipalName",
                         "onPremisesImmutableId",

@@ -5,6 +5,7 @@ Grammar (OData keywords are lower-case)::
     expr    := and ("or" and)*
     and     := primary ("and" primary)*
     primary := "(" expr ")" | NAME "eq" literal | NAME "/any(" VAR ":" VAR "eq" literal ")"
+             | NAME "in" "(" literal ("," literal)* ")"      (at most 15 values, as Graph)
     literal := 'text with '' for a quote' | true | false | null
 
 Strings compare case-insensitively, as Entra ID's directory does for these properties
@@ -21,13 +22,16 @@ from typing import Any
 _TOKEN = re.compile(
     r"""\s*(?:
         (?P<string>'(?:[^']|'')*')
-      | (?P<punct>[()/:])
+      | (?P<punct>[()/:,])
       | (?P<word>[A-Za-z_][A-Za-z0-9_.]*)
     )""",
     re.VERBOSE,
 )
 
 Literal = str | bool | None
+
+#: The most values Graph accepts in one ``in`` of a ``$filter``.
+MAX_IN_VALUES = 15
 Predicate = Callable[[Mapping[str, Any]], bool]
 
 
@@ -140,10 +144,26 @@ class _Parser:
                 f"Unsupported or invalid query filter clause: {name}", unsupported=True
             )
         op = self.take("word").text
+        if op == "in":
+            return self.in_list(name)
         if op != "eq":
             raise FilterError(f"Unsupported operator '{op}'.", unsupported=True)
         value = self.literal()
         return lambda obj: _equal(obj.get(name), value)
+
+    def in_list(self, name: str) -> Predicate:
+        """``NAME in ('a', 'b')``: Graph allows at most 15 values in one ``in``."""
+        self.take("punct", "(")
+        values = [self.literal()]
+        while self.peek() is not None and self.peek().text == ",":  # type: ignore[union-attr]
+            self.take()
+            values.append(self.literal())
+        self.take("punct", ")")
+        if len(values) > MAX_IN_VALUES:
+            raise FilterError(
+                f"Too many values in the 'in' operator: {len(values)} (at most {MAX_IN_VALUES})."
+            )
+        return lambda obj: any(_equal(obj.get(name), v) for v in values)
 
     def lambda_any(self, name: str) -> Predicate:
         if name not in self.collections:

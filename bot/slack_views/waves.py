@@ -1,0 +1,249 @@
+"""Blocks of waves (bulk hand-over): the picker modal, the approval message, the progress and
+the result. Buttons carry only the wave id (or the scan id); everything else is reloaded."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+
+from bot.rules.waves import ItemState, Wave, WaveItem, WaveState
+from bot.slack_views.blocks import Block, escape, mention
+
+
+class WaveActionId(StrEnum):
+    """Button action ids and the modal's callback id of waves."""
+
+    OPEN = "smtpmatch_wave_open"  # value: the scan id
+    APPROVE = "smtpmatch_wave_approve"  # value: the wave id
+    REJECT = "smtpmatch_wave_reject"  # value: the wave id
+    REVERT = "smtpmatch_wave_revert"  # value: the wave id (its not-yet-matched items)
+    SUBMIT = "smtpmatch_wave_submit"  # the modal's callback id
+
+
+#: Block ids (and action ids) of the modal's inputs.
+FIELD_DOMAIN = "wave_domain"
+FIELD_OU = "wave_ou"
+FIELD_LIMIT = "wave_limit"
+FIELD_CREATIONS = "wave_creations"
+FIELD_REASON = "wave_reason"
+CREATIONS_VALUE = "include"
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}
+
+
+def _context(text: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:2900]}]}
+
+
+def _button(text: str, action: WaveActionId, value: str, style: str | None = None) -> Block:
+    button: Block = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text},
+        "action_id": str(action),
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def open_button_blocks(scan_id: str) -> list[Block]:
+    """The "Hand over a wave" button under a scan summary and in App Home."""
+    return [
+        {
+            "type": "actions",
+            "block_id": f"wave_open_{scan_id}",
+            "elements": [_button("Hand over a wave…", WaveActionId.OPEN, scan_id, "primary")],
+        }
+    ]
+
+
+def _text_input(block: str, label: str, hint: str, *, optional: bool = True) -> Block:
+    return {
+        "type": "input",
+        "block_id": block,
+        "optional": optional,
+        "label": {"type": "plain_text", "text": label},
+        "hint": {"type": "plain_text", "text": hint},
+        "element": {"type": "plain_text_input", "action_id": block, "max_length": 500},
+    }
+
+
+def picker_modal(scan_id: str) -> Block:
+    """The requester picks the wave: subset fields, creations (unticked), the reason."""
+    return {
+        "type": "modal",
+        "callback_id": str(WaveActionId.SUBMIT),
+        "private_metadata": scan_id,
+        "title": {"type": "plain_text", "text": "Hand over a wave"},
+        "submit": {"type": "plain_text", "text": "Ask approvers"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            _section(f"Eligible users of scan `{escape(scan_id)}`; leave a field empty for all."),
+            _text_input(FIELD_DOMAIN, "Address domain", "e.g. contoso.com"),
+            _text_input(FIELD_OU, "AD OU", "e.g. OU=Sales,DC=corp,DC=example"),
+            _text_input(FIELD_LIMIT, "At most this many users", "a whole number"),
+            {
+                "type": "input",
+                "block_id": FIELD_CREATIONS,
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Creations"},
+                "element": {
+                    "type": "checkboxes",
+                    "action_id": FIELD_CREATIONS,
+                    "options": [
+                        {
+                            "text": {
+                                "type": "plain_text",
+                                "text": "Also create the missing AD accounts (needs_account)",
+                            },
+                            "value": CREATIONS_VALUE,
+                        }
+                    ],
+                },
+            },
+            {
+                "type": "input",
+                "block_id": FIELD_REASON,
+                "label": {"type": "plain_text", "text": "Why is this wave needed?"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": FIELD_REASON,
+                    "multiline": True,
+                    "max_length": 500,
+                },
+            },
+        ],
+    }
+
+
+def _item_line(item: WaveItem) -> str:
+    action = "create" if item.creates else "match"
+    where = item.onprem_dn or str((item.plan or {}).get("dn") or "")
+    return f"• {escape(item.address)} → `{escape(where)}` ({action})"
+
+
+def approval_text(wave: Wave) -> str:
+    """The approval message's notification text."""
+    return f"Wave `{wave.id}`: {wave.count} users to hand over ({wave.state})"
+
+
+def approval_blocks(wave: Wave, first: Sequence[WaveItem]) -> list[Block]:
+    """Count, first items, the reason; Approve all / Reject while pending."""
+    more = wave.count - len(first)
+    blocks: list[Block] = [
+        _section(
+            f"*Wave `{wave.id}`*: {mention(wave.requester_id)} asks to hand over "
+            f"*{wave.count}* users of scan `{wave.scan_id}`.\n*Reason:* {escape(wave.reason)}"
+        ),
+        _section(
+            "\n".join(_item_line(i) for i in first)
+            + (f"\n… and {more} more (all in the CSV below)." if more > 0 else "")
+        ),
+        _context(
+            "Each user is re-checked live before its write and skipped if anything changed "
+            "since the scan. Approvers other than the requester decide."
+        ),
+    ]
+    if wave.state is WaveState.PENDING:
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"wave_{wave.id}",
+                "elements": [
+                    _button("Approve all", WaveActionId.APPROVE, wave.id, "primary"),
+                    _button("Reject", WaveActionId.REJECT, wave.id, "danger"),
+                ],
+            }
+        )
+    else:
+        who = f" by {mention(wave.approver_id)}" if wave.approver_id else ""
+        blocks.append(
+            _context(f"*{wave.state}*{who}" + (f": {escape(wave.note)}" if wave.note else ""))
+        )
+    return blocks
+
+
+def _count_line(counts: dict[ItemState, int]) -> str:
+    written = sum(
+        counts[s]
+        for s in (
+            ItemState.APPLIED,
+            ItemState.MATCHED,
+            ItemState.SYNC_FAILED,
+            ItemState.TIMEOUT,
+            ItemState.REVERTED,
+        )
+    )
+    return (
+        f"written {written} · skipped {counts[ItemState.SKIPPED]} · failed "
+        f"{counts[ItemState.FAILED]} · waiting {counts[ItemState.PENDING]}"
+    )
+
+
+def progress_text(wave: Wave, counts: dict[ItemState, int]) -> str:
+    """The progress message's text."""
+    return f"Wave `{wave.id}` {wave.state}: {_count_line(counts)}"
+
+
+def progress_blocks(wave: Wave, counts: dict[ItemState, int], note: str | None) -> list[Block]:
+    """One message per wave, updated as it advances; a Revert button while items can be."""
+    lines = [f"*Wave `{wave.id}`* is *{wave.state}*: {_count_line(counts)}."]
+    if wave.state in (WaveState.WATCHING, WaveState.DONE):
+        lines.append(
+            f"Sync: matched {counts[ItemState.MATCHED]} · failed {counts[ItemState.SYNC_FAILED]}"
+            f" · timed out {counts[ItemState.TIMEOUT]} · reverted {counts[ItemState.REVERTED]}"
+            f" · waiting {counts[ItemState.APPLIED]}"
+        )
+    if note:
+        lines.append(f":pause_button: {escape(note)}")
+    blocks: list[Block] = [_section("\n".join(lines))]
+    revertible = (
+        counts[ItemState.APPLIED] + counts[ItemState.SYNC_FAILED] + counts[ItemState.TIMEOUT]
+    )
+    if revertible and wave.state in (WaveState.WATCHING, WaveState.DONE):
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"wave_revert_{wave.id}",
+                "elements": [
+                    _button(
+                        f"Revert {revertible} not-yet-matched",
+                        WaveActionId.REVERT,
+                        wave.id,
+                        "danger",
+                    )
+                ],
+            }
+        )
+    return blocks
+
+
+def result_text(wave: Wave, counts: dict[ItemState, int]) -> str:
+    """The team's summary of a finished wave."""
+    return (
+        f"Wave `{wave.id}` finished: matched {counts[ItemState.MATCHED]}, failed "
+        f"{counts[ItemState.FAILED] + counts[ItemState.SYNC_FAILED]}, timed out "
+        f"{counts[ItemState.TIMEOUT]}, skipped {counts[ItemState.SKIPPED]}, reverted "
+        f"{counts[ItemState.REVERTED]} (of {wave.count})."
+    )
+
+
+def result_blocks(
+    wave: Wave, counts: dict[ItemState, int], problems: Sequence[WaveItem]
+) -> list[Block]:
+    """The summary with the first failures and skips and their causes."""
+    lines = [
+        f"• {escape(i.address)}: *{i.state}* — {escape(i.reason or '')}" for i in problems[:10]
+    ]
+    blocks = [
+        _section(
+            f"*{result_text(wave, counts)}*\nRequested by {mention(wave.requester_id)}, "
+            f"approved by {mention(wave.approver_id)}. Every user is in the CSV."
+        ),
+    ]
+    if lines:
+        blocks.append(_section("\n".join(lines)))
+    return blocks

@@ -1,0 +1,310 @@
+"""Waves in Slack: the "Hand over a wave" button (scan summary, App Home) opens the picker;
+the approvers' message carries Approve all / Reject (the wave id only); one progress message
+per wave follows it; the result goes to the team's channel with the per-user CSV, and a DM to
+the requester. Every listener acks first and hands the work to the bot's executors.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from slack_bolt import Ack, Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.rules.waves import ItemState, Wave, WaveItem
+from bot.services.waves import (
+    FIRST_ITEMS,
+    WaveOutcome,
+    WaveServices,
+    approve_wave,
+    create_wave,
+    reject_wave,
+    revert_wave,
+    run_wave,
+)
+from bot.slack_views.blocks import Block, message_blocks
+from bot.slack_views.waves import (
+    CREATIONS_VALUE,
+    FIELD_CREATIONS,
+    FIELD_DOMAIN,
+    FIELD_LIMIT,
+    FIELD_OU,
+    FIELD_REASON,
+    WaveActionId,
+    approval_blocks,
+    approval_text,
+    picker_modal,
+    progress_blocks,
+    progress_text,
+    result_blocks,
+    result_text,
+)
+from handlers.context import BUSY, BotContext, SlackTeamDirectory, run_telling_faults
+
+log = logging.getLogger("smtpmatch.handlers")
+
+_PROBLEMS = (ItemState.FAILED, ItemState.SYNC_FAILED, ItemState.TIMEOUT, ItemState.SKIPPED)
+
+
+class SlackWaveBoard:
+    """Shows waves in Slack: the approvers' channel (approval, progress), the team's channel
+    (result and CSV), the requester's DM.
+
+    Args:
+        client: the Slack Web API client.
+        channel: the approvers' channel (None: waves are not posted).
+        ctx: the bot's context (the team's channel, the store for message places).
+    """
+
+    def __init__(self, client: WebClient, channel: str | None, ctx: BotContext) -> None:
+        self._client = client
+        self._channel = channel
+        self._ctx = ctx
+
+    def _svc(self) -> WaveServices:
+        assert self._ctx.waves is not None
+        return self._ctx.waves
+
+    def post_approval(self, wave: Wave, first: Sequence[WaveItem], csv_text: str) -> None:
+        """Post the approval message and attach the CSV of every item in its thread."""
+        if not self._channel:
+            return
+        posted = self._client.chat_postMessage(
+            channel=self._channel, text=approval_text(wave), blocks=approval_blocks(wave, first)
+        )
+        channel, ts = str(posted["channel"]), str(posted["ts"])
+        self._svc().waves.update_wave(wave.id, approval_channel=channel, approval_ts=ts)
+        self._client.files_upload_v2(
+            channel=channel,
+            thread_ts=ts,
+            filename=f"smtpmatch-wave-{wave.id}.csv",
+            content=csv_text,
+            title=f"Wave {wave.id}: every user to hand over",
+            initial_comment="Every user of the wave, with its AD object and planned action.",
+        )
+
+    def _show_approval(self, wave: Wave) -> None:
+        if not (wave.approval_channel and wave.approval_ts):
+            return
+        first = self._svc().waves.items(wave.id, limit=FIRST_ITEMS)
+        self._client.chat_update(
+            channel=wave.approval_channel,
+            ts=wave.approval_ts,
+            text=approval_text(wave),
+            blocks=approval_blocks(wave, first),
+        )
+
+    def progress(self, wave: Wave, counts: dict[ItemState, int], note: str | None) -> None:
+        """Post (once) or update the wave's progress message, in the approval's thread."""
+        current = self._svc().waves.get_wave(wave.id) or wave
+        text, blocks = progress_text(current, counts), progress_blocks(current, counts, note)
+        try:
+            if current.progress_channel and current.progress_ts:
+                self._client.chat_update(
+                    channel=current.progress_channel,
+                    ts=current.progress_ts,
+                    text=text,
+                    blocks=blocks,
+                )
+                return
+            channel = current.approval_channel or self._channel
+            if not channel:
+                return
+            posted = self._client.chat_postMessage(
+                channel=channel, thread_ts=current.approval_ts, text=text, blocks=blocks
+            )
+            self._svc().waves.update_wave(
+                wave.id, progress_channel=str(posted["channel"]), progress_ts=str(posted["ts"])
+            )
+            self._show_approval(current)
+        except SlackApiError as exc:  # progress is a courtesy: the wave goes on
+            log.warning("wave %s: progress not shown: %s", wave.id, exc)
+
+    def finished(self, wave: Wave, counts: dict[ItemState, int], csv_text: str) -> None:
+        """The team's summary with the per-user CSV, and a DM to the requester."""
+        problems = self._svc().waves.items(wave.id, _PROBLEMS, limit=10)
+        text, blocks = result_text(wave, counts), result_blocks(wave, counts, problems)
+        channel = self._ctx.notify_channel or wave.approval_channel or self._channel
+        if channel:
+            posted = self._client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+            self._client.files_upload_v2(
+                channel=str(posted["channel"]),
+                thread_ts=str(posted["ts"]),
+                filename=f"smtpmatch-wave-{wave.id}-result.csv",
+                content=csv_text,
+                title=f"Wave {wave.id}: the outcome of every user",
+                initial_comment="One row per user: state and cause.",
+            )
+        self._client.chat_postMessage(channel=wave.requester_id, text=text, blocks=blocks)
+
+
+def _tell(respond: Respond, text: str) -> None:
+    respond(
+        response_type="ephemeral", replace_original=False, text=text, blocks=message_blocks(text)
+    )
+
+
+def _value(body: Mapping[str, Any]) -> str:
+    actions = body.get("actions") or [{}]
+    return str(actions[0].get("value") or "")
+
+
+def _user(body: Mapping[str, Any]) -> str:
+    return str((body.get("user") or {}).get("id") or "")
+
+
+def handle_wave_open_action(
+    ack: Ack, body: Mapping[str, Any], client: WebClient, respond: Respond, ctx: BotContext
+) -> None:
+    """The requester pressed "Hand over a wave": open the picker (its trigger is short-lived,
+    so this is the one quick call made right after the ack, on the quick executor)."""
+    ack()
+    scan_id, trigger = _value(body), str(body.get("trigger_id") or "")
+    slot = ctx.quick.reserve()
+    if slot is None:
+        ctx.tell_busy(lambda text, blocks: _tell(respond, text))
+        return
+    slot.run(client.views_open, trigger_id=trigger, view=picker_modal(scan_id))
+
+
+def _field(values: Mapping[str, Any], block: str) -> Any:
+    return (values.get(block) or {}).get(block) or {}
+
+
+def handle_wave_submission(
+    ack: Ack, body: Mapping[str, Any], client: WebClient, ctx: BotContext
+) -> None:
+    """The picker was sent: check the fields, ack (closing it), then store and post the wave
+    on a worker."""
+    view = body.get("view") or {}
+    values = (view.get("state") or {}).get("values") or {}
+    reason = str(_field(values, FIELD_REASON).get("value") or "").strip()
+    limit_text = str(_field(values, FIELD_LIMIT).get("value") or "").strip()
+    errors = {}
+    if not reason:
+        errors[FIELD_REASON] = "Say why this wave is needed."
+    if limit_text and (not limit_text.isdigit() or int(limit_text) < 1):
+        errors[FIELD_LIMIT] = "A whole number, 1 or more."
+    if ctx.waves is None:
+        errors[FIELD_REASON] = "Waves are not set up in this bot."
+    slot = None if errors else ctx.decisions.reserve()
+    if not errors and slot is None:
+        errors[FIELD_REASON] = BUSY
+    if errors or slot is None:
+        ack(response_action="errors", errors=errors)
+        return
+    ack()
+    waves, user = ctx.waves, _user(body)
+    assert waves is not None
+    ticked = _field(values, FIELD_CREATIONS).get("selected_options") or []
+
+    def dm(text: str, blocks: list[Block]) -> None:
+        client.chat_postMessage(channel=user, text=text, blocks=blocks)
+
+    def work() -> None:
+        result = create_wave(
+            waves,
+            scan_id=str(view.get("private_metadata") or ""),
+            requester_id=user,
+            reason=reason,
+            domain=str(_field(values, FIELD_DOMAIN).get("value") or "").strip() or None,
+            ou=str(_field(values, FIELD_OU).get("value") or "").strip() or None,
+            limit=int(limit_text) if limit_text else None,
+            include_creations=any(o.get("value") == CREATIONS_VALUE for o in ticked),
+            team=SlackTeamDirectory(client),
+        )
+        if result.outcome is WaveOutcome.CREATED and result.wave is not None:
+            text = (
+                f"Wave `{result.wave.id}` of {result.wave.count} users was sent to the approvers."
+            )
+        else:
+            text = result.message
+        dm(text, message_blocks(text))
+
+    slot.run(run_telling_faults, dm, "the wave request", work)
+
+
+def _decision(
+    ack: Ack,
+    body: Mapping[str, Any],
+    client: WebClient,
+    respond: Respond,
+    ctx: BotContext,
+    what: str,
+) -> None:
+    ack()
+    waves = ctx.waves
+    slot = ctx.decisions.reserve()
+    if slot is None or waves is None:
+        if slot is not None:
+            slot.release()
+        ctx.tell_busy(lambda text, blocks: _tell(respond, text))
+        return
+    wave_id, user = _value(body), _user(body)
+    team = SlackTeamDirectory(client)
+
+    def reply(text: str, blocks: list[Block]) -> None:
+        _tell(respond, text)
+
+    def work() -> None:
+        if what == "approve":
+            result = approve_wave(waves, wave_id, user, team)
+            if result.outcome is WaveOutcome.APPROVED:
+                if result.wave is not None:  # the progress message first, then the run
+                    waves.board.progress(result.wave, waves.waves.counts(wave_id), None)
+                if not ctx.wave_pool.submit(run_wave, waves, wave_id):
+                    log.warning("wave %s approved; the pool is full, the watcher runs it", wave_id)
+                return
+            _tell(respond, result.message)
+        elif what == "reject":
+            result = reject_wave(waves, wave_id, user, team, "rejected in Slack")
+            if result.outcome is WaveOutcome.REJECTED and result.wave is not None:
+                SlackWaveBoard(client, None, ctx)._show_approval(result.wave)
+                return
+            _tell(respond, result.message)
+        else:
+            results = revert_wave(waves, wave_id, user, team)
+            done = sum(1 for r in results if getattr(r, "outcome", None) == "reverted")
+            first = next((r.message for r in results if r.message), "")
+            _tell(
+                respond,
+                f"Reverted {done} of {len(results)} items. {first if not done else ''}".strip(),
+            )
+            wave = waves.waves.get_wave(wave_id)
+            if wave is not None:
+                waves.board.progress(wave, waves.waves.counts(wave_id), None)
+
+    slot.run(run_telling_faults, reply, f"the wave {what}", work)
+
+
+def handle_wave_approve_action(
+    ack: Ack, body: Mapping[str, Any], client: WebClient, respond: Respond, ctx: BotContext
+) -> None:
+    """Approve all: the wave's compare-and-set, then the wave runs on the wave executor."""
+    _decision(ack, body, client, respond, ctx, "approve")
+
+
+def handle_wave_reject_action(
+    ack: Ack, body: Mapping[str, Any], client: WebClient, respond: Respond, ctx: BotContext
+) -> None:
+    """Reject the whole wave."""
+    _decision(ack, body, client, respond, ctx, "reject")
+
+
+def handle_wave_revert_action(
+    ack: Ack, body: Mapping[str, Any], client: WebClient, respond: Respond, ctx: BotContext
+) -> None:
+    """Revert the wave's written, not yet matched items (each through the guarded revert)."""
+    _decision(ack, body, client, respond, ctx, "revert")
+
+
+LISTENERS = (
+    ("action", WaveActionId.OPEN, handle_wave_open_action),
+    ("action", WaveActionId.APPROVE, handle_wave_approve_action),
+    ("action", WaveActionId.REJECT, handle_wave_reject_action),
+    ("action", WaveActionId.REVERT, handle_wave_revert_action),
+    ("view", WaveActionId.SUBMIT, handle_wave_submission),
+)

@@ -1,0 +1,337 @@
+"""Waves end to end: the real Bolt app driven by signed Slack requests, the Samba DC, the
+Graph emulator with its sync simulator behind the signed webhook trigger, SQLite and
+PostgreSQL. A scan's eligible users are requested as one wave, approved once by someone else,
+re-checked and written exactly once each (changed ones skipped with the reason), watched in
+bulk, reported, and revertible; a restart mid-wave finishes without writing anything twice."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from bot.cli import main
+from bot.errors import DirectoryUnavailable
+from bot.ports import OnPremDirectory
+from bot.rules.waves import ItemState, Wave, WaveState
+from bot.server import build_bot, build_http_app
+from bot.services.check import Directories
+from bot.services.waves import revert_item
+from bot.settings import SyncTrigger
+from bot.slack_views.waves import FIELD_LIMIT, FIELD_REASON, WaveActionId
+from bot.store.repository import Store
+from bot.store.waves import WaveStore
+from tests.e2e.conftest import (
+    APPROVAL_CHANNEL,
+    APPROVER,
+    GROUP_MEMBER,
+    NOTIFY_CHANNEL,
+    REQUESTER,
+    BotWorld,
+    Driver,
+    Seeded,
+)
+from tests.support.graph_emulator import LdapParams, SyncWebhook
+from tests.support.samba import SambaDC
+from tests.support.slack_fake import PostedMessage, SlackDriver, find_action, serve_asgi
+
+SECRET = "wave-webhook-secret"
+HELPDESK = "C_HELPDESK"
+
+
+class Team:
+    """No user groups (the approvers named here are named directly)."""
+
+    def group_members(self, group_id: str) -> frozenset[str]:
+        return frozenset()
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+class FlakyAd:
+    """Active Directory that, after ``healthy`` writes, makes the next write and then stops
+    answering (the write reached AD, its answer did not; AD cannot be re-read either)."""
+
+    def __init__(self, inner: OnPremDirectory, healthy: int) -> None:
+        self._inner = inner
+        self._healthy = healthy
+        self.down = False
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._inner, name)
+        if not callable(target):
+            return target
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self.down:
+                raise DirectoryUnavailable("Active Directory", "dc", "connection reset")
+            if name == "apply":
+                if self._healthy == 0:
+                    target(*args, **kwargs)
+                    self.down = True
+                    raise DirectoryUnavailable("Active Directory", "dc", "connection reset")
+                self._healthy -= 1
+            return target(*args, **kwargs)
+
+        return call
+
+
+@contextlib.contextmanager
+def running(
+    world: BotWorld,
+    webhook_url: str,
+    *,
+    onprem: Callable[[OnPremDirectory], OnPremDirectory] | None = None,
+    **overrides: Any,
+) -> Iterator[Driver]:
+    """A bot with the webhook sync trigger (and, optionally, a wrapped AD)."""
+    settings = world.settings.model_copy(
+        update={
+            "smtpmatch_sync_trigger": SyncTrigger.WEBHOOK,
+            "smtpmatch_sync_webhook_url": webhook_url,
+            "smtpmatch_sync_webhook_secret": SecretStr(SECRET),
+            "smtpmatch_sync_poll_seconds": 0.2,
+            "smtpmatch_wave_writes_per_minute": 0,
+        }
+        | overrides
+    )
+    store = Store(world.store_url)
+    store.migrate()
+    dirs = world.directories()
+    if onprem is not None:
+        dirs = Directories(onprem=onprem(dirs.onprem), cloud=dirs.cloud, policy=dirs.policy)
+    bot = build_bot(settings, directories=dirs, store=store)
+    world.bots.append(bot)
+    bot.start_background()
+    try:
+        with (
+            serve_asgi(build_http_app(bot)) as served,
+            SlackDriver(served.events_url, world.slack) as driver,
+        ):
+            yield Driver(driver, world.slack, bot)
+    finally:
+        bot.stop()
+        store.close()
+
+
+@pytest.fixture
+def webhook(world: BotWorld, samba_dc: SambaDC, monkeypatch: pytest.MonkeyPatch) -> SyncWebhook:
+    monkeypatch.setenv("SSL_CERT_FILE", str(world.graph.ca_file))
+    return world.graph.configure_sync_simulator(LdapParams.of_samba(samba_dc), secret=SECRET)
+
+
+@pytest.fixture
+def webhook_on(
+    world_on: BotWorld, samba_dc: SambaDC, monkeypatch: pytest.MonkeyPatch
+) -> SyncWebhook:
+    monkeypatch.setenv("SSL_CERT_FILE", str(world_on.graph.ca_file))
+    return world_on.graph.configure_sync_simulator(LdapParams.of_samba(samba_dc), secret=SECRET)
+
+
+def scan_and_ask(slack: Driver, world: BotWorld, reason: str, **fields: str) -> PostedMessage:
+    """An approver scans; the requester presses the summary's button and sends the picker;
+    returns the approval message posted to the approvers."""
+    response = slack.slack_driver.command("scan", user_id=GROUP_MEMBER)
+    assert response.status_code == 200
+    world.slack.wait_for("files.completeUploadExternal", timeout=120)
+    [summary] = world.slack.messages(HELPDESK)
+    block_id, button = find_action(summary.blocks, WaveActionId.OPEN)
+    response = slack.slack_driver.click(
+        WaveActionId.OPEN,
+        str(button["value"]),
+        REQUESTER,
+        channel_id=HELPDESK,
+        message_ts=summary.ts,
+        block_id=block_id,
+    )
+    assert response.status_code == 200
+    world.slack.wait_for("views.open", timeout=30)
+    values = {FIELD_REASON: {FIELD_REASON: reason}} | {k: {k: v} for k, v in fields.items()}
+    response = slack.slack_driver.submit_view(WaveActionId.SUBMIT, REQUESTER, values)
+    assert response.status_code == 200, response.text
+    wait_until(lambda: world.slack.messages(APPROVAL_CHANNEL), timeout=60)
+    return world.slack.messages(APPROVAL_CHANNEL)[-1]
+
+
+def the_wave(world: BotWorld) -> tuple[WaveStore, Wave]:
+    store = Store(world.store_url)
+    waves = WaveStore(store)
+    [wave] = waves.list_waves()
+    return waves, wave
+
+
+def state_of(world: BotWorld) -> WaveState:
+    store = Store(world.store_url)
+    try:
+        [wave] = WaveStore(store).list_waves()
+        return wave.state
+    finally:
+        store.close()
+
+
+def applied_events(store: Store) -> Counter[str]:
+    return Counter(e.request_id or "" for e in store.list_audit() if e.event == "applied")
+
+
+def change_five(world: BotWorld, seeded: list[Seeded]) -> dict[str, str]:
+    """Change five users between the scan and the approval; returns address → what changed."""
+    a, b, c, d, e = seeded[:5]
+    world.ad.set_values(a.dn, "mail", [world.ad.address("somebody-else")])
+    world.graph.state.delete_user(b.cloud_id)
+    world.graph.state.set_mailbox(c.cloud_id, False)
+    world.ad.delete(d.dn)
+    world.ad.set_values(e.dn, "proxyAddresses", [f"smtp:{world.ad.address('alias-e')}"])
+    return {
+        a.address: "mail",
+        b.address: "cloud",
+        c.address: "mailbox",
+        d.address: "AD",
+        e.address: "proxy",
+    }
+
+
+def test_a_wave_of_50_skips_the_5_that_changed_writes_45_once_and_reports_them_matched(
+    world: BotWorld, webhook: SyncWebhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeded = [world.seed(f"wave{i:02d}") for i in range(50)]
+    with running(world, world.graph.sync_webhook_url or "") as slack:
+        approval = scan_and_ask(slack, world, "cut-over of the sales floor")
+        assert "50" in approval.text and "Approve all" in json.dumps(approval.blocks)
+        [upload] = world.slack.files(APPROVAL_CHANNEL)
+        assert upload.thread_ts == approval.ts
+        rows = list(csv.DictReader(io.StringIO((upload.content or b"").decode())))
+        assert sorted(r["address"] for r in rows) == sorted(s.address for s in seeded)
+
+        changed = change_five(world, seeded)
+
+        # The requester cannot approve their own wave; nothing runs.
+        slack.press(approval, WaveActionId.APPROVE, REQUESTER)
+        world.slack.wait_for(lambda c: "another approver" in json.dumps(c.args), timeout=30)
+        assert state_of(world) is WaveState.PENDING
+
+        # Two approvers click "Approve all" at the same moment: the wave runs once.
+        clicks = [
+            threading.Thread(target=slack.press, args=(approval, WaveActionId.APPROVE, who))
+            for who in (APPROVER, GROUP_MEMBER)
+        ]
+        for click in clicks:
+            click.start()
+        for click in clicks:
+            click.join()
+        world.slack.wait_for(lambda c: "already" in json.dumps(c.args), timeout=30)
+        wait_until(lambda: state_of(world) is WaveState.DONE, timeout=240)
+
+        store = Store(world.store_url)
+        waves, wave = the_wave(world)
+        items = waves.items(wave.id)
+        by_state = Counter(i.state for i in items)
+        assert by_state == {ItemState.MATCHED: 45, ItemState.SKIPPED: 5}
+        skipped = {i.address: i.reason or "" for i in items if i.state is ItemState.SKIPPED}
+        assert set(skipped) == set(changed)
+        assert all(r.startswith("Changed since the scan") for r in skipped.values())
+        assert "onprem.user_found" in skipped[seeded[3].address]  # the AD user is gone
+        # Written exactly once each, read back from AD.
+        assert sorted(applied_events(store).values()) == [1] * 45
+        for s in seeded[5:]:
+            values = world.ad.read(s.dn, ["mail"])
+            assert [str(v).lower() for v in values["mail"]] == [s.address.lower()]
+        assert len(webhook.calls) == 45
+        assert sum(1 for e in store.list_audit() if e.event == "wave_approved") == 1
+        refusals = [e for e in store.list_audit() if e.event == "wave_approve_refused"]
+        assert [e.actor for e in refusals] == [REQUESTER]
+
+        # The result: the team's channel (with the CSV) and a DM to the requester.
+        wait_until(lambda: world.slack.files(NOTIFY_CHANNEL), timeout=30)
+        [result] = world.slack.messages(NOTIFY_CHANNEL)
+        assert "matched 45" in result.text and "skipped 5" in result.text
+        [result_csv] = world.slack.files(NOTIFY_CHANNEL)
+        outcome = list(csv.DictReader(io.StringIO((result_csv.content or b"").decode())))
+        assert Counter(r["state"] for r in outcome) == {"matched": 45, "skipped": 5}
+        dm = world.slack.dm_channel(REQUESTER)
+        assert any("matched 45" in m.text for m in world.slack.messages(dm))
+        # One progress message for the wave, in the approval's thread, updated to the end.
+        progress = [m for m in world.slack.messages(APPROVAL_CHANNEL) if m.thread_ts == approval.ts]
+        assert len(progress) == 1 and "done" in progress[0].text
+        store.close()
+
+    # `smtpmatch audit` has each item's outcome.
+    monkeypatch.setenv("SMTPMATCH_DATABASE_URL", world.store_url)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["audit", "--format", "json"]) == 0
+    events = Counter(e["event"] for e in json.loads(out.getvalue()))
+    assert events["wave_item_matched"] == 45 and events["wave_item_skipped"] == 5
+
+
+def test_a_restart_mid_wave_finishes_without_writing_twice_and_one_item_reverts(
+    world_on: BotWorld, webhook_on: SyncWebhook
+) -> None:
+    world = world_on
+    webhook_on.enabled = False  # sync never comes: the items stay revertible
+    seeded = [world.seed(f"rst{i:02d}") for i in range(8)]
+    flaky: list[FlakyAd] = []
+
+    def wrap(onprem: OnPremDirectory) -> OnPremDirectory:
+        flaky.append(FlakyAd(onprem, healthy=3))
+        return flaky[-1]  # type: ignore[return-value]
+
+    url = world.graph.sync_webhook_url or ""
+    with running(world, url) as slack:
+        approval = scan_and_ask(slack, world, "restart drill", **{FIELD_LIMIT: "8"})
+    with running(world, url, onprem=wrap) as slack:
+        slack.press(approval, WaveActionId.APPROVE, APPROVER)
+        # The 4th write reached AD but its answer did not, and AD went down: the wave pauses.
+        wait_until(lambda: state_of(world) is WaveState.PAUSED, timeout=120)
+        waves, wave = the_wave(world)
+        counts = waves.counts(wave.id)
+        assert counts[ItemState.APPLIED] == 3 and counts[ItemState.APPLYING] == 1
+        assert counts[ItemState.PENDING] == 4
+        paused = [m for m in world.slack.messages(APPROVAL_CHANNEL) if m.thread_ts]
+        assert any("paused" in m.text for m in paused)
+
+    # The restart: AD answers again; the paused wave resumes, the item caught mid-write is
+    # settled by reading AD (not written again), the rest are written.
+    with running(world, url) as slack:
+        assert slack.bot.waves is not None
+        slack.bot.waves.resume_after = timedelta(0)
+        wait_until(lambda: state_of(world) is WaveState.WATCHING, timeout=120)
+        store = Store(world.store_url)
+        waves, wave = the_wave(world)
+        items = waves.items(wave.id)
+        assert Counter(i.state for i in items) == {ItemState.APPLIED: 8}
+        assert sorted(applied_events(store).values()) == [1] * 8
+        confirmed = [
+            e for e in store.list_audit() if e.event == "applied" and "re-read" in str(e.details)
+        ]
+        assert len(confirmed) == 1
+        for s in seeded:
+            assert [str(v).lower() for v in world.ad.read(s.dn, ["mail"])["mail"]] == [
+                s.address.lower()
+            ]
+
+        # Revert of one item: the requester may not; an approver may, through the guarded
+        # revert: the old (empty) mail is back.
+        first = items[0]
+        refused = revert_item(slack.bot.waves, wave.id, first.position, REQUESTER, Team())
+        assert "another approver" in refused.message
+        done = revert_item(slack.bot.waves, wave.id, first.position, APPROVER, Team())
+        assert str(getattr(done, "outcome", "")) == "reverted", done.message
+        assert waves.get_item(wave.id, first.position).state is ItemState.REVERTED  # type: ignore[union-attr]
+        dn = next(s.dn for s in seeded if s.address == first.address)
+        assert world.ad.read(dn, ["mail"]).get("mail") in (None, [])
+        store.close()
