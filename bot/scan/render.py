@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from bot.rules.checks import Verdict
 from bot.scan.model import ScanItem, ScanResult
+from bot.terminal import for_command_line
 
 #: The CSV columns, one row per item.
 CSV_COLUMNS = (
@@ -81,6 +82,8 @@ def render_table(result: ScanResult, width: int = 100) -> str:
         lines.append(_cut(f"  {check:28} {count:7}", width))
         remedy = result.remedies.get(check)
         if remedy:
+            # Remedies are written for Slack; the terminal shows the command-line form.
+            remedy = for_command_line(remedy, "ADDRESS")
             wrapped = textwrap.wrap(remedy, width - 18) or [""]
             for index, part in enumerate(wrapped[:3]):
                 lines.append(f"{'':10}{'Remedy: ' if index == 0 else '':8}{part}")

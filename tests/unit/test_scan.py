@@ -220,3 +220,13 @@ def test_the_progress_bar_draws_on_a_terminal_and_stays_quiet_when_piped() -> No
     assert "reading both directories" in drawn
     assert drawn.count("\r") <= 1 + 101  # at most one redraw per percent
     assert "200/200 users" in drawn.rsplit("\r", 1)[-1]
+
+
+def test_the_table_gives_remedies_in_the_command_line_form_not_slack_syntax() -> None:
+    result = demo_scan()
+    assert any("/smtpmatch" in remedy for remedy in result.remedies.values())
+
+    text = render_table(result, width=100)
+
+    assert "/smtpmatch" not in text
+    assert "smtpmatch check ADDRESS ACCOUNT" in text
