@@ -500,16 +500,7 @@ def _settle(svc: WaveServices, wave: Wave, item: WaveItem) -> bool:
                 audit=AuditNote(E.REJECTED, approver, {"reason": reason, "wave": wave.id}),
                 decision_reason=reason,
             )
-        svc.waves.transition_item(
-            wave.id,
-            item.position,
-            [I.APPLYING],
-            I.SKIPPED,
-            W.ITEM_SKIPPED,
-            approver,
-            reason=reason,
-        )
-        return False
+        return _skip(svc, wave, item, approver, reason)
     if request is None:
         assert report.cloud is not None and report.target_address and report.plan is not None
         try:
@@ -538,16 +529,7 @@ def _settle(svc: WaveServices, wave: Wave, item: WaveItem) -> bool:
                 f"Request `{exc.existing.id}` for this address or AD object is still "
                 f"{exc.existing.state}; nothing was changed."
             )
-            svc.waves.transition_item(
-                wave.id,
-                item.position,
-                [I.APPLYING],
-                I.SKIPPED,
-                W.ITEM_SKIPPED,
-                approver,
-                reason=reason,
-            )
-            return False
+            return _skip(svc, wave, item, approver, reason)
         svc.waves.set_item_fields(wave.id, item.position, request_id=request.id)
         item = replace(item, request_id=request.id)
     claimed = svc.requests.store.transition(
@@ -617,6 +599,14 @@ _SETTLED_AS = {
     RequestState.REJECTED: (I.SKIPPED, W.ITEM_SKIPPED),
     RequestState.EXPIRED: (I.SKIPPED, W.ITEM_SKIPPED),
 }
+
+
+def _skip(svc: WaveServices, wave: Wave, item: WaveItem, actor: str, reason: str) -> bool:
+    """Settle an item being applied as skipped, with the reason; nothing was written."""
+    svc.waves.transition_item(
+        wave.id, item.position, [I.APPLYING], I.SKIPPED, W.ITEM_SKIPPED, actor, reason=reason
+    )
+    return False
 
 
 def _record_state(
