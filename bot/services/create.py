@@ -10,7 +10,8 @@ import base64
 import secrets
 import string
 import uuid
-from typing import Any
+
+from pydantic import JsonValue
 
 from bot.ports import ChangePlan
 from bot.rules.codec import plan_to_dict
@@ -50,7 +51,7 @@ def guid_of(anchor: str) -> uuid.UUID:
     return uuid.UUID(bytes_le=raw)
 
 
-def creation_details(plan: ChangePlan, guid: uuid.UUID) -> dict[str, Any]:
+def creation_details(plan: ChangePlan, guid: uuid.UUID) -> dict[str, JsonValue]:
     """What the audit trail records about a creation: DN, GUID and the attributes set (the
     plan holds no password, so neither does this)."""
     return {**plan_to_dict(plan), "guid": str(guid)}

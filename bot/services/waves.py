@@ -232,7 +232,7 @@ def create_wave(
     )
     if not picked:
         return WaveResult(WaveOutcome.EMPTY, message="No item of the scan fits this choice.")
-    criteria: dict[str, Any] = {
+    criteria: dict[str, JsonValue] = {
         "domain": domain,
         "ou": ou,
         "limit": limit,
