@@ -299,6 +299,8 @@ def test_revert_before_the_match_deletes_exactly_the_created_account_and_after_i
         message, request_id = _request_creation(slack, nora)
         slack.press(message, ActionId.APPROVE, APPROVER)
         wait_until(lambda: sync.request(slack, request_id).state is RequestState.APPLIED)
+        # The sync trigger follows the write on the bot's executor: wait until it has arrived.
+        wait_until(lambda: sync.webhook.held >= 1)
         sync.webhook.release()  # the simulated sync binds the cloud user to the new account
         wait_until(
             lambda: has_action(

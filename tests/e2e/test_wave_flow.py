@@ -212,6 +212,8 @@ def test_a_wave_of_50_skips_the_5_that_changed_writes_45_once_and_reports_them_m
     with running(world, world.graph.sync_webhook_url or "") as slack:
         approval = scan_and_ask(slack, world, "cut-over of the sales floor")
         assert "50" in approval.text and "Approve all" in json.dumps(approval.blocks)
+        # The CSV is uploaded after the approval message is posted: wait for it.
+        world.slack.wait_for(lambda c: c.method == "files.completeUploadExternal")
         [upload] = world.slack.files(APPROVAL_CHANNEL)
         assert upload.thread_ts == approval.ts
         rows = list(csv.DictReader(io.StringIO((upload.content or b"").decode())))
