@@ -27,7 +27,12 @@ from bot.log_format import reference_middleware
 from bot.metrics import instrument_directories, instrument_executor, instrument_store
 from bot.rules.engine import Policy
 from bot.services.check import Directories
-from bot.services.requests import RequestServices, expire_and_show, recover_stuck_approvals
+from bot.services.requests import (
+    RequestServices,
+    expire_and_show,
+    recover_stuck_approvals,
+    recover_stuck_reverts,
+)
 from bot.services.scan import ScanServices
 from bot.services.sync import SyncServices, poll_due_watches, start_watch
 from bot.services.waves import WaveServices, due_waves, poll_waves, run_wave
@@ -223,7 +228,8 @@ class Bot:
     waves: WaveServices | None = None
 
     def start_background(self) -> None:
-        """Start the sweep (expiry, claims stuck in ``approving``) and the sync watcher."""
+        """Start the sweep (expiry, claims stuck in ``approving`` or ``reverting``) and the sync
+        watcher."""
         jobs = [(self._sweep_expired, "expiry"), (self._watch_sync, "sync-watch")]
         if self.waves is not None:
             jobs.append((self._watch_waves, "wave-watch"))
@@ -267,6 +273,7 @@ class Bot:
             try:
                 expire_and_show(self.services)
                 recover_stuck_approvals(self.services)
+                recover_stuck_reverts(self.services)
             except Exception:  # a sweep fault must not kill the bot; it is logged and retried
                 log.exception("expiry sweep failed; retrying in 30 s")
 

@@ -7,21 +7,26 @@ the requester. Every listener acks first and hands the work to the bot's executo
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.errors import InvalidInput
+from bot.rules.address import parse_address
 from bot.rules.waves import ItemState, Wave, WaveItem
 from bot.services.waves import (
     FIRST_ITEMS,
     WaveOutcome,
+    WaveResult,
     WaveServices,
     approve_wave,
     create_wave,
+    prepare_wave_rejection,
     reject_wave,
+    revert_address,
     revert_wave,
     run_wave,
 )
@@ -33,14 +38,20 @@ from bot.slack_views.waves import (
     FIELD_LIMIT,
     FIELD_OU,
     FIELD_REASON,
+    FIELD_REJECT_REASON,
+    FIELD_REVERT_ADDRESS,
     WaveActionId,
     approval_blocks,
     approval_text,
     picker_modal,
     progress_blocks,
     progress_text,
+    reject_modal,
+    rejected_blocks,
+    rejected_text,
     result_blocks,
     result_text,
+    revert_one_modal,
 )
 from handlers.context import BUSY, BotContext, SlackTeamDirectory, run_telling_faults
 
@@ -156,18 +167,30 @@ def _user(body: Mapping[str, Any]) -> str:
     return str((body.get("user") or {}).get("id") or "")
 
 
-def handle_wave_open_action(
-    ack: Ack, body: Mapping[str, Any], client: WebClient, respond: Respond, ctx: BotContext
+def _open_modal(
+    ack: Ack,
+    body: Mapping[str, Any],
+    client: WebClient,
+    respond: Respond,
+    ctx: BotContext,
+    modal: Callable[[str], Block],
 ) -> None:
-    """The requester pressed "Hand over a wave": open the picker (its trigger is short-lived,
-    so this is the one quick call made right after the ack, on the quick executor)."""
+    """Ack, then open ``modal(button value)``: its trigger is short-lived, so this is the one
+    quick call made right after the ack, on the quick executor."""
     ack()
-    scan_id, trigger = _value(body), str(body.get("trigger_id") or "")
+    value, trigger = _value(body), str(body.get("trigger_id") or "")
     slot = ctx.quick.reserve()
     if slot is None:
         ctx.tell_busy(lambda text, blocks: _tell(respond, text))
         return
-    slot.run(client.views_open, trigger_id=trigger, view=picker_modal(scan_id))
+    slot.run(client.views_open, trigger_id=trigger, view=modal(value))
+
+
+def handle_wave_open_action(
+    ack: Ack, body: Mapping[str, Any], client: WebClient, respond: Respond, ctx: BotContext
+) -> None:
+    """The requester pressed "Hand over a wave": open the picker."""
+    _open_modal(ack, body, client, respond, ctx, picker_modal)
 
 
 def _field(values: Mapping[str, Any], block: str) -> Any:
@@ -259,12 +282,6 @@ def _decision(
                     log.warning("wave %s approved; the pool is full, the watcher runs it", wave_id)
                 return
             _tell(respond, result.message)
-        elif what == "reject":
-            result = reject_wave(waves, wave_id, user, team, "rejected in Slack")
-            if result.outcome is WaveOutcome.REJECTED and result.wave is not None:
-                SlackWaveBoard(client, None, ctx)._show_approval(result.wave)
-                return
-            _tell(respond, result.message)
         else:
             results = revert_wave(waves, wave_id, user, team)
             done = sum(1 for r in results if getattr(r, "outcome", None) == "reverted")
@@ -290,8 +307,69 @@ def handle_wave_approve_action(
 def handle_wave_reject_action(
     ack: Ack, body: Mapping[str, Any], client: WebClient, respond: Respond, ctx: BotContext
 ) -> None:
-    """Reject the whole wave."""
-    _decision(ack, body, client, respond, ctx, "reject")
+    """Reject: check the clicker first (on the quick executor), then ask for the reason."""
+    ack()
+    waves, wave_id, user = ctx.waves, _value(body), _user(body)
+    trigger = str(body.get("trigger_id") or "")
+    slot = ctx.quick.reserve()
+    if slot is None or waves is None:
+        if slot is not None:
+            slot.release()
+        ctx.tell_busy(lambda text, blocks: _tell(respond, text))
+        return
+
+    def reply(text: str, blocks: list[Block]) -> None:
+        _tell(respond, text)
+
+    def work() -> None:
+        checked = prepare_wave_rejection(waves, wave_id, user, SlackTeamDirectory(client))
+        if isinstance(checked, WaveResult):
+            _tell(respond, checked.message)
+            return
+        client.views_open(trigger_id=trigger, view=reject_modal(wave_id))
+
+    slot.run(run_telling_faults, reply, "opening the rejection form", work)
+
+
+def handle_wave_reject_submission(
+    ack: Ack, body: Mapping[str, Any], client: WebClient, ctx: BotContext
+) -> None:
+    """The rejection's reason was sent: the wave is turned down (authorized again), its
+    approval message shows it, and the requester is told why by DM."""
+    view = body.get("view") or {}
+    values = (view.get("state") or {}).get("values") or {}
+    reason = str(_field(values, FIELD_REJECT_REASON).get("value") or "").strip()
+    errors: dict[str, str] = {}
+    if not reason:
+        errors[FIELD_REJECT_REASON] = "Say why the wave is rejected: its requester is told."
+    if ctx.waves is None:
+        errors[FIELD_REJECT_REASON] = "Waves are not set up in this bot."
+    slot = None if errors else ctx.decisions.reserve()
+    if not errors and slot is None:
+        errors[FIELD_REJECT_REASON] = BUSY
+    if errors or slot is None:
+        ack(response_action="errors", errors=errors)
+        return
+    ack()
+    waves, user, wave_id = ctx.waves, _user(body), str(view.get("private_metadata") or "")
+    assert waves is not None
+
+    def dm(text: str, blocks: list[Block]) -> None:
+        client.chat_postMessage(channel=user, text=text, blocks=blocks)
+
+    def work() -> None:
+        result = reject_wave(waves, wave_id, user, SlackTeamDirectory(client), reason)
+        if result.outcome is not WaveOutcome.REJECTED or result.wave is None:
+            dm(result.message, message_blocks(result.message))
+            return
+        SlackWaveBoard(client, None, ctx)._show_approval(result.wave)
+        client.chat_postMessage(
+            channel=result.wave.requester_id,
+            text=rejected_text(result.wave),
+            blocks=rejected_blocks(result.wave),
+        )
+
+    slot.run(run_telling_faults, dm, "the rejection", work)
 
 
 def handle_wave_revert_action(
@@ -301,10 +379,60 @@ def handle_wave_revert_action(
     _decision(ack, body, client, respond, ctx, "revert")
 
 
+def handle_wave_revert_one_action(
+    ack: Ack, body: Mapping[str, Any], client: WebClient, respond: Respond, ctx: BotContext
+) -> None:
+    """ "Revert one user…": open the modal that asks which user of the wave."""
+    _open_modal(ack, body, client, respond, ctx, revert_one_modal)
+
+
+def handle_wave_revert_one_submission(
+    ack: Ack, body: Mapping[str, Any], client: WebClient, ctx: BotContext
+) -> None:
+    """The revert-one modal was sent: a malformed address keeps it open with the error;
+    otherwise it closes and the guarded revert of that one item runs on a worker (approvers
+    other than the requester only, refused once Entra ID matched the user). The outcome goes
+    to the approver by DM, and the wave's progress message is updated."""
+    view = body.get("view") or {}
+    values = (view.get("state") or {}).get("values") or {}
+    typed = str(_field(values, FIELD_REVERT_ADDRESS).get("value") or "")
+    errors: dict[str, str] = {}
+    try:
+        parse_address(typed)
+    except InvalidInput as exc:
+        errors[FIELD_REVERT_ADDRESS] = str(exc)[:150]
+    if ctx.waves is None:
+        errors[FIELD_REVERT_ADDRESS] = "Waves are not set up in this bot."
+    slot = None if errors else ctx.decisions.reserve()
+    if not errors and slot is None:
+        errors[FIELD_REVERT_ADDRESS] = BUSY
+    if errors or slot is None:
+        ack(response_action="errors", errors=errors)
+        return
+    ack()
+    waves, user, wave_id = ctx.waves, _user(body), str(view.get("private_metadata") or "")
+    assert waves is not None
+
+    def dm(text: str, blocks: list[Block]) -> None:
+        client.chat_postMessage(channel=user, text=text, blocks=blocks)
+
+    def work() -> None:
+        result = revert_address(waves, wave_id, typed, user, SlackTeamDirectory(client))
+        dm(result.message, message_blocks(result.message))
+        wave = waves.waves.get_wave(wave_id)
+        if wave is not None:
+            waves.board.progress(wave, waves.waves.counts(wave_id), None)
+
+    slot.run(run_telling_faults, dm, "the revert", work)
+
+
 LISTENERS = (
     ("action", WaveActionId.OPEN, handle_wave_open_action),
     ("action", WaveActionId.APPROVE, handle_wave_approve_action),
     ("action", WaveActionId.REJECT, handle_wave_reject_action),
     ("action", WaveActionId.REVERT, handle_wave_revert_action),
+    ("action", WaveActionId.REVERT_ONE, handle_wave_revert_one_action),
     ("view", WaveActionId.SUBMIT, handle_wave_submission),
+    ("view", WaveActionId.REVERT_ONE_SUBMIT, handle_wave_revert_one_submission),
+    ("view", WaveActionId.REJECT_SUBMIT, handle_wave_reject_submission),
 )

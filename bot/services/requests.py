@@ -748,6 +748,62 @@ def recover_stuck_approvals(svc: RequestServices) -> list[Result]:
     return results
 
 
+def recover_stuck_reverts(svc: RequestServices) -> list[Result]:
+    """Settle requests left in ``reverting`` (the restoring write failed and AD could not be
+    read, or the bot stopped mid-revert): AD is read, and the request is recorded as
+    ``reverted`` when the old values are back, or handed back to the state it came from when
+    they are not (nothing written, or someone else changed the values), so it can be reverted
+    again. While AD stays silent the claim stays, and the next sweep looks again."""
+    results = []
+    cutoff = svc.clock() - STUCK_AFTER
+    for request in svc.store.list_requests(states=[RequestState.REVERTING], limit=50):
+        if request.updated_at > cutoff or request.applied is None or request.applied.creates:
+            continue  # a creation's revert never stays claimed: its delete is released on fault
+        inverse = request.applied.inverse()
+        try:
+            written = _what_ad_holds(svc, request, inverse)
+        except DirectoryError as exc:
+            log.warning("revert of %s still unsettled: AD cannot be read: %s", request.id, exc)
+            continue
+        started = [
+            e for e in svc.store.list_audit(request_id=request.id) if e.event == E.REVERT_STARTED
+        ]
+        actor = started[-1].actor if started else None
+        came_from = RequestState(str(started[-1].details.get("from"))) if started else None
+        if written is _Written.AFTER:
+            details = plan_to_dict(inverse) | {"note": "confirmed by a re-read after an outage"}
+            reverted = svc.store.transition(
+                request.id,
+                [RequestState.REVERTING],
+                RequestState.REVERTED,
+                audit=AuditNote(E.REVERTED, actor, details),
+                decided_by=actor,
+                decided_at=svc.clock(),
+            )
+            result = Result(
+                Outcome.REVERTED, request=reverted, message="Reverted: the old values are back."
+            )
+        else:
+            why = (
+                "The revert did not reach Active Directory; the request can be reverted again."
+                if written is _Written.BEFORE
+                else "Active Directory holds neither the planned nor the old values: someone "
+                "else changed them, so nothing was reverted. Check the account by hand."
+            )
+            result = _release_revert(
+                svc,
+                request,
+                actor or "",
+                came_from or RequestState.APPLIED,
+                Outcome.CONFLICT if written is _Written.NEITHER else Outcome.OUTAGE,
+                why,
+            )
+        if result.request is not None:
+            show_current_state(svc.store, svc.board, result.request.id)
+        results.append(result)
+    return results
+
+
 def revert_request(
     svc: RequestServices, request_id: str, actor: str, team: TeamDirectory
 ) -> Result:
@@ -930,7 +986,8 @@ def _revert_outage(
 
 def _revert_unsettled(request: MatchRequest, exc: DirectoryError) -> Result:
     """The restoring write failed and AD cannot be read: whether it happened is unknown, so
-    the claim stays in ``reverting`` (nothing else can act on it) for a person to check."""
+    the claim stays in ``reverting`` (nothing else can act on it) until
+    :func:`recover_stuck_reverts` reads AD again and records what is there."""
     reference = new_reference()
     log.error(
         "revert of %s: the write failed and AD cannot be re-read; the request stays "
@@ -944,7 +1001,8 @@ def _revert_unsettled(request: MatchRequest, exc: DirectoryError) -> Result:
         request=request,
         reference=reference,
         message=f"{exc.directory} stopped answering during the revert; whether the old values "
-        f"are back is unknown, so the request stays reverting until checked (ref {reference}).",
+        "are back is unknown. The request stays reverting, and is checked and recorded "
+        f"automatically as soon as AD answers (ref {reference}).",
     )
 
 

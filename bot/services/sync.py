@@ -20,6 +20,7 @@ from bot.ports import ApprovalBoard, Notifier, RequestStore
 from bot.rules.requests import RequestState
 from bot.rules.sync import SyncFacts, SyncOutcome, judge_sync
 from bot.services.check import Directories
+from bot.services.faults import public_fault
 from bot.services.requests import NoBoard, show_current_state
 from bot.sync_triggers import NoTrigger, SyncSubject, SyncTriggerPort
 
@@ -75,7 +76,10 @@ def start_watch(svc: SyncServices, request: MatchRequest) -> SyncWatch:
         note = svc.trigger.trigger(subject)
     except DirectoryError as exc:
         log.warning("sync trigger for %s failed: %s", request.id, exc)
-        note = f"the {svc.trigger.name} trigger failed ({exc}); waiting for the scheduled cycle"
+        note = (
+            f"the {svc.trigger.name} trigger failed ({public_fault(exc)}); "
+            "waiting for the scheduled cycle"
+        )
     now = svc.clock()
     watch = svc.store.create_watch(
         request_id=request.id,

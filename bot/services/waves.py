@@ -29,6 +29,7 @@ from pydantic import JsonValue
 from bot.domain import AuditEventName, AuditNote, MatchRequest, OpenRequestExists
 from bot.errors import DirectoryError
 from bot.ports import CloudDirectory, TeamDirectory
+from bot.rules.address import parse_address
 from bot.rules.checks import Report, Verdict
 from bot.rules.codec import plan_to_dict
 from bot.rules.requests import RequestState
@@ -311,6 +312,21 @@ def approve_wave(svc: WaveServices, wave_id: str, actor: str, team: TeamDirector
         state = current.state if current else "gone"
         return WaveResult(WaveOutcome.STALE, wave=current, message=f"This wave is already {state}.")
     return WaveResult(WaveOutcome.APPROVED, wave=wave, message="Approved: the wave is applying.")
+
+
+def prepare_wave_rejection(
+    svc: WaveServices, wave_id: str, actor: str, team: TeamDirectory
+) -> WaveResult | Wave:
+    """Before asking a rejecter for the reason: may ``actor`` reject, and is the wave still
+    pending? (:func:`reject_wave` checks both again when the reason comes.)"""
+    checked = _authorize(svc, wave_id, actor, team, "reject")
+    if isinstance(checked, WaveResult):
+        return checked
+    if checked.state is not WaveState.PENDING:
+        return WaveResult(
+            WaveOutcome.STALE, wave=checked, message=f"This wave is already {checked.state}."
+        )
+    return checked
 
 
 def reject_wave(
@@ -830,6 +846,25 @@ def revert_item(
             reason=result.message,
         )
     return result
+
+
+def revert_address(
+    svc: WaveServices, wave_id: str, address: str, actor: str, team: TeamDirectory
+) -> Result | WaveResult:
+    """:func:`revert_item` for the item handed over at ``address`` (as the approver typed it).
+
+    Raises:
+        InvalidInput: ``address`` is not a mailbox address (nothing is looked up).
+    """
+    wanted = parse_address(address)
+    if svc.waves.get_wave(wave_id) is None:
+        return WaveResult(WaveOutcome.NOT_FOUND, message=f"Wave `{wave_id}` does not exist.")
+    item = svc.waves.find_item(wave_id, wanted)
+    if item is None:
+        return WaveResult(
+            WaveOutcome.NOT_FOUND, message=f"{wanted} is not one of the users of wave `{wave_id}`."
+        )
+    return revert_item(svc, wave_id, item.position, actor, team)
 
 
 def revert_wave(

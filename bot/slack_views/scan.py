@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from bot.rules.checks import Verdict
 from bot.scan.model import ScanResult, StoredScan
-from bot.slack_views.blocks import Block
+from bot.slack_views.blocks import Block, escape
 
 #: How many blocking checks the summary lists (the rest are in the CSV).
 TOP_CHECKS = 5
@@ -23,8 +23,9 @@ def _context(text: str) -> Block:
 
 
 def _plain(text: str) -> str:
-    """Directory values shown literally: no mentions, links or formatting smuggled in."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """The bot's sentences with values in them, through the one escaping function: no
+    mention, link or formatting can be smuggled in by a value."""
+    return escape(text, prose=True)
 
 
 def progress_text(stage: str, done: int, total: int) -> str:

@@ -17,7 +17,10 @@ class WaveActionId(StrEnum):
     APPROVE = "smtpmatch_wave_approve"  # value: the wave id
     REJECT = "smtpmatch_wave_reject"  # value: the wave id
     REVERT = "smtpmatch_wave_revert"  # value: the wave id (its not-yet-matched items)
-    SUBMIT = "smtpmatch_wave_submit"  # the modal's callback id
+    REVERT_ONE = "smtpmatch_wave_revert_one"  # value: the wave id (opens the address modal)
+    SUBMIT = "smtpmatch_wave_submit"  # the picker modal's callback id
+    REVERT_ONE_SUBMIT = "smtpmatch_wave_revert_one_submit"  # the revert-one modal's callback id
+    REJECT_SUBMIT = "smtpmatch_wave_reject_submit"  # the rejection modal's callback id
 
 
 #: Block ids (and action ids) of the modal's inputs.
@@ -26,6 +29,8 @@ FIELD_OU = "wave_ou"
 FIELD_LIMIT = "wave_limit"
 FIELD_CREATIONS = "wave_creations"
 FIELD_REASON = "wave_reason"
+FIELD_REVERT_ADDRESS = "wave_revert_address"
+FIELD_REJECT_REASON = "wave_reject_reason"
 CREATIONS_VALUE = "include"
 
 
@@ -37,7 +42,14 @@ def _context(text: str) -> Block:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:2900]}]}
 
 
-def _button(text: str, action: WaveActionId, value: str, style: str | None = None) -> Block:
+def _button(
+    text: str,
+    action: WaveActionId,
+    value: str,
+    style: str | None = None,
+    confirm: tuple[str, str, str] | None = None,
+) -> Block:
+    """A button; ``confirm`` is (title, text, confirm label) of Slack's "are you sure" dialog."""
     button: Block = {
         "type": "button",
         "text": {"type": "plain_text", "text": text},
@@ -46,6 +58,15 @@ def _button(text: str, action: WaveActionId, value: str, style: str | None = Non
     }
     if style:
         button["style"] = style
+    if confirm:
+        title, body, yes = confirm
+        button["confirm"] = {
+            "title": {"type": "plain_text", "text": title},
+            "text": {"type": "mrkdwn", "text": body},
+            "confirm": {"type": "plain_text", "text": yes},
+            "deny": {"type": "plain_text", "text": "Cancel"},
+            "style": "danger",
+        }
     return button
 
 
@@ -209,16 +230,53 @@ def progress_blocks(wave: Wave, counts: dict[ItemState, int], note: str | None) 
                 "type": "actions",
                 "block_id": f"wave_revert_{wave.id}",
                 "elements": [
+                    _button("Revert one user…", WaveActionId.REVERT_ONE, wave.id),
                     _button(
                         f"Revert {revertible} not-yet-matched",
                         WaveActionId.REVERT,
                         wave.id,
                         "danger",
-                    )
+                        confirm=(
+                            "Revert the wave?",
+                            f"Put back the old `mail` and `proxyAddresses` of the {revertible} "
+                            "users of this wave that Entra ID has not matched yet.",
+                            "Revert them",
+                        ),
+                    ),
                 ],
             }
         )
     return blocks
+
+
+def revert_one_modal(wave_id: str) -> Block:
+    """An approver names the one user of the wave to put back (by the address handed over)."""
+    return {
+        "type": "modal",
+        "callback_id": str(WaveActionId.REVERT_ONE_SUBMIT),
+        "private_metadata": wave_id,
+        "title": {"type": "plain_text", "text": "Revert one user"},
+        "submit": {"type": "plain_text", "text": "Revert"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            _section(
+                f"Put back the old `mail` and `proxyAddresses` of one user of wave "
+                f"`{escape(wave_id)}`. Only a user Entra ID has not matched yet can be reverted; "
+                "the CSV in the wave's thread lists every address."
+            ),
+            {
+                "type": "input",
+                "block_id": FIELD_REVERT_ADDRESS,
+                "label": {"type": "plain_text", "text": "The user's address"},
+                "hint": {"type": "plain_text", "text": "e.g. jane@contoso.com"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": FIELD_REVERT_ADDRESS,
+                    "max_length": 254,
+                },
+            },
+        ],
+    }
 
 
 def result_text(wave: Wave, counts: dict[ItemState, int]) -> str:
@@ -247,3 +305,43 @@ def result_blocks(
     if lines:
         blocks.append(_section("\n".join(lines)))
     return blocks
+
+
+def reject_modal(wave_id: str) -> Block:
+    """An approver says why the whole wave is turned down (the requester is told)."""
+    return {
+        "type": "modal",
+        "callback_id": str(WaveActionId.REJECT_SUBMIT),
+        "private_metadata": wave_id,
+        "title": {"type": "plain_text", "text": "Reject the wave"},
+        "submit": {"type": "plain_text", "text": "Reject"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            _section(f"Nothing of wave `{escape(wave_id)}` is written; its requester is told why."),
+            {
+                "type": "input",
+                "block_id": FIELD_REJECT_REASON,
+                "label": {"type": "plain_text", "text": "Why is it rejected?"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": FIELD_REJECT_REASON,
+                    "multiline": True,
+                    "max_length": 500,
+                },
+            },
+        ],
+    }
+
+
+def rejected_text(wave: Wave) -> str:
+    """What the requester is told when the wave is turned down (the bot's words; the reason
+    is the approver's, shown literally)."""
+    return (
+        f"Wave `{wave.id}` of {wave.count} users was rejected by {mention(wave.approver_id)}: "
+        f"{escape(wave.note or '')}. Nothing was written."
+    )
+
+
+def rejected_blocks(wave: Wave) -> list[Block]:
+    """The requester's DM about a rejected wave."""
+    return [_section(rejected_text(wave))]

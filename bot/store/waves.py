@@ -242,6 +242,17 @@ class WaveStore:
             )
         return _to_item(row) if row is not None else None
 
+    def find_item(self, wave_id: str, address: str) -> WaveItem | None:
+        """The wave's item handed over at ``address`` (compared without case), or None."""
+        stmt = (
+            select(_ITEMS)
+            .where(_ITEMS.c.wave_id == wave_id, func.lower(_ITEMS.c.address) == address.lower())
+            .order_by(_ITEMS.c.position)
+        )
+        with self.store.connection() as conn:
+            row = conn.execute(stmt).mappings().first()
+        return _to_item(row) if row is not None else None
+
     def counts(self, wave_id: str) -> dict[ItemState, int]:
         """How many items are in each state (every state listed)."""
         stmt = (

@@ -26,9 +26,14 @@ from bot.ports import OnPremDirectory
 from bot.rules.waves import ItemState, Wave, WaveState
 from bot.server import build_bot, build_http_app
 from bot.services.check import Directories
-from bot.services.waves import revert_item
 from bot.settings import SyncTrigger
-from bot.slack_views.waves import FIELD_LIMIT, FIELD_REASON, WaveActionId
+from bot.slack_views.waves import (
+    FIELD_LIMIT,
+    FIELD_REASON,
+    FIELD_REJECT_REASON,
+    FIELD_REVERT_ADDRESS,
+    WaveActionId,
+)
 from bot.store.repository import Store
 from bot.store.waves import WaveStore
 from tests.e2e.conftest import (
@@ -47,13 +52,6 @@ from tests.support.slack_fake import PostedMessage, SlackDriver, find_action, se
 
 SECRET = "wave-webhook-secret"
 HELPDESK = "C_HELPDESK"
-
-
-class Team:
-    """No user groups (the approvers named here are named directly)."""
-
-    def group_members(self, group_id: str) -> frozenset[str]:
-        return frozenset()
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 120.0) -> None:
@@ -326,14 +324,145 @@ def test_a_restart_mid_wave_finishes_without_writing_twice_and_one_item_reverts(
                 s.address.lower()
             ]
 
-        # Revert of one item: the requester may not; an approver may, through the guarded
-        # revert: the old (empty) mail is back.
+        # Revert of one item, from the progress message's "Revert one user…": a malformed
+        # address keeps the modal open and changes nothing; the requester is refused; an
+        # approver reverts it through the guarded revert: the old (empty) mail is back.
         first = items[0]
-        refused = revert_item(slack.bot.waves, wave.id, first.position, REQUESTER, Team())
-        assert "another approver" in refused.message
-        done = revert_item(slack.bot.waves, wave.id, first.position, APPROVER, Team())
-        assert str(getattr(done, "outcome", "")) == "reverted", done.message
-        assert waves.get_item(wave.id, first.position).state is ItemState.REVERTED  # type: ignore[union-attr]
         dn = next(s.dn for s in seeded if s.address == first.address)
+        [progress] = [
+            m
+            for m in world.slack.messages(APPROVAL_CHANNEL)
+            if m.thread_ts and m.blocks and has_action(m, WaveActionId.REVERT_ONE)
+        ]
+        opened = len(world.slack.views_opened())
+        slack.press(progress, WaveActionId.REVERT_ONE, APPROVER)
+        wait_until(lambda: len(world.slack.views_opened()) > opened, timeout=30)
+        modal = world.slack.views_opened()[-1]
+        assert modal["callback_id"] == WaveActionId.REVERT_ONE_SUBMIT
+        assert modal["private_metadata"] == wave.id
+
+        def revert_one(user: str, typed: str) -> Any:
+            return slack.slack_driver.submit_view(
+                WaveActionId.REVERT_ONE_SUBMIT,
+                user,
+                {FIELD_REVERT_ADDRESS: {FIELD_REVERT_ADDRESS: typed}},
+                private_metadata=wave.id,
+            )
+
+        def dms(user: str) -> list[str]:
+            return [m.text for m in world.slack.messages(world.slack.dm_channel(user))]
+
+        bad = revert_one(APPROVER, f"{first.address})(mail=*")
+        assert bad.status_code == 200
+        assert bad.json()["response_action"] == "errors"
+        assert "not a mailbox address" in bad.json()["errors"][FIELD_REVERT_ADDRESS]
+
+        def told(user: str, typed: str) -> str:
+            """Submit the modal as ``user`` and return the DM the bot then sends them."""
+            before = len(dms(user))
+            assert revert_one(user, typed).status_code == 200
+            wait_until(lambda: len(dms(user)) > before, timeout=60)
+            return dms(user)[-1]
+
+        assert "another approver" in told(REQUESTER, first.address.upper())
+        assert waves.get_item(wave.id, first.position).state is ItemState.APPLIED  # type: ignore[union-attr]
+
+        stranger = "nobody-here@" + first.address.rpartition("@")[2]
+        assert f"{stranger} is not one of the users of wave" in told(APPROVER, stranger)
+
+        assert "old values are back" in told(APPROVER, first.address)
+        assert waves.get_item(wave.id, first.position).state is ItemState.REVERTED  # type: ignore[union-attr]
         assert world.ad.read(dn, ["mail"]).get("mail") in (None, [])
+        for other in seeded:
+            if other.dn != dn:
+                assert world.ad.read(other.dn, ["mail"])["mail"], other.address
+
+        def shown() -> str:
+            return json.dumps(world.slack.message(progress.channel, progress.ts).blocks)
+
+        wait_until(lambda: "reverted 1" in shown(), timeout=30)
+
+        # The same revert again changes nothing and says why.
+        assert "already reverted" in told(APPROVER, first.address)
+        store.close()
+
+
+def has_action(message: PostedMessage, action: str) -> bool:
+    try:
+        find_action(message.blocks, action)
+    except LookupError:
+        return False
+    return True
+
+
+def test_a_rejected_wave_writes_nothing_and_tells_the_requester_why(
+    world: BotWorld, webhook: SyncWebhook
+) -> None:
+    seeded = [world.seed(f"rej{i}") for i in range(3)]
+    with running(world, world.graph.sync_webhook_url or "") as slack:
+        approval = scan_and_ask(slack, world, "reject drill")
+        [wave] = WaveStore(Store(world.store_url)).list_waves()
+
+        # The requester may not reject (nor open the form); nothing changes.
+        opened = len(world.slack.views_opened())
+        slack.press(approval, WaveActionId.REJECT, REQUESTER)
+        world.slack.wait_for(lambda c: "another approver" in json.dumps(c.args), timeout=30)
+        assert len(world.slack.views_opened()) == opened
+
+        # An approver is asked why; an empty reason keeps the form open.
+        slack.press(approval, WaveActionId.REJECT, APPROVER)
+        wait_until(lambda: len(world.slack.views_opened()) > opened, timeout=30)
+        form = world.slack.views_opened()[-1]
+        assert form["callback_id"] == WaveActionId.REJECT_SUBMIT
+        assert form["private_metadata"] == wave.id
+
+        def reject(user: str, reason: str) -> Any:
+            return slack.slack_driver.submit_view(
+                WaveActionId.REJECT_SUBMIT,
+                user,
+                {FIELD_REJECT_REASON: {FIELD_REJECT_REASON: reason}},
+                private_metadata=wave.id,
+            )
+
+        empty = reject(APPROVER, "   ")
+        assert empty.json()["response_action"] == "errors"
+        assert state_of(world) is WaveState.PENDING
+
+        # A forged submission by the requester (the form was never opened for them) is
+        # refused by the service, which authorizes again.
+        def requester_dms() -> list[PostedMessage]:
+            return world.slack.messages(world.slack.dm_channel(REQUESTER))
+
+        before = len(requester_dms())  # "sent to the approvers" is there already
+        assert reject(REQUESTER, "self").status_code == 200
+        wait_until(lambda: len(requester_dms()) > before, timeout=30)
+        assert "another approver" in requester_dms()[-1].text
+        assert state_of(world) is WaveState.PENDING
+
+        assert reject(APPROVER, "Not before the <!channel> freeze *ends*").status_code == 200
+        wait_until(lambda: state_of(world) is WaveState.REJECTED, timeout=30)
+        wait_until(lambda: len(requester_dms()) > before + 1, timeout=30)
+        told = requester_dms()[-1]
+        shown = json.dumps(told.blocks)
+        assert "rejected by <@" + APPROVER + ">" in shown and "freeze" in shown
+        assert "<!channel>" not in shown  # the reason is shown literally, never as a mention
+
+        def approval_now() -> PostedMessage:
+            return world.slack.message(approval.channel, approval.ts)
+
+        wait_until(lambda: "rejected" in approval_now().text, timeout=30)
+        with pytest.raises(LookupError):
+            find_action(approval_now().blocks, WaveActionId.APPROVE)
+
+        # A stale Approve all on the old message runs nothing.
+        slack.press(approval, WaveActionId.APPROVE, GROUP_MEMBER)
+        world.slack.wait_for(lambda c: "already rejected" in json.dumps(c.args), timeout=30)
+        for s in seeded:
+            assert world.ad.read(s.dn, ["mail"]).get("mail") in (None, [])
+        store = Store(world.store_url)
+        assert not [e for e in store.list_audit() if e.event == "applied"]
+        rejected = [e for e in store.list_audit() if e.event == "wave_rejected"]
+        assert [(e.actor, e.details.get("reason")) for e in rejected] == [
+            (APPROVER, "Not before the <!channel> freeze *ends*")
+        ]
         store.close()

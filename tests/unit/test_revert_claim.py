@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +15,12 @@ from bot.directories.demo import build_demo_directories
 from bot.errors import DirectoryUnavailable
 from bot.rules.requests import RequestState
 from bot.services.check import Directories
-from bot.services.requests import Outcome, RequestServices, revert_request
+from bot.services.requests import (
+    Outcome,
+    RequestServices,
+    recover_stuck_reverts,
+    revert_request,
+)
 from bot.store.repository import Store
 from tests.unit.test_request_services import (
     APPROVER,
@@ -147,3 +153,77 @@ def test_a_restoring_write_that_reached_ad_before_the_fault_is_recorded_as_rever
     assert ad_user(ad, "paul.primary").mail == original.mail
     assert svc.store.get_request(request.id).state is RequestState.REVERTED
     assert _events(svc, request.id)[-2:] == ["revert_started", "reverted"]
+
+
+def _drop_ad(ad: Any, *, write_lands: bool) -> dict[str, bool]:
+    """AD that stops answering during the restoring write (after making it, or not) and
+    cannot be read until ``down["down"]`` is set False."""
+    real_apply, real_find = ad.apply, ad.find_users
+    down = {"down": True}
+
+    def apply_then_drop(plan):
+        if write_lands:
+            real_apply(plan)
+        raise DirectoryUnavailable("Active Directory", "dc1:636", "connection reset")
+
+    def find(*args, **kwargs):
+        if down["down"]:
+            raise DirectoryUnavailable("Active Directory", "dc1:636", "connection refused")
+        return real_find(*args, **kwargs)
+
+    ad.apply, ad.find_users = apply_then_drop, find
+    return down
+
+
+def test_an_unsettled_revert_whose_write_landed_is_recorded_reverted_once_ad_answers(
+    services,
+) -> None:
+    svc, ad, _ = services
+    original = ad_user(ad, "paul.primary")
+    request = approved(svc, ADDRESS)
+    down = _drop_ad(ad, write_lands=True)
+
+    result = revert_request(svc, request.id, APPROVER, Team())
+    assert result.outcome is Outcome.OUTAGE and "automatically" in result.message
+    assert svc.store.get_request(request.id).state is RequestState.REVERTING
+
+    svc.clock.now += timedelta(minutes=11)
+    assert recover_stuck_reverts(svc) == []  # AD still silent: the claim stays
+    assert svc.store.get_request(request.id).state is RequestState.REVERTING
+
+    down["down"] = False
+    [settled] = recover_stuck_reverts(svc)
+    assert settled.outcome is Outcome.REVERTED
+    stored = svc.store.get_request(request.id)
+    assert stored.state is RequestState.REVERTED and stored.decided_by == APPROVER
+    assert ad_user(ad, "paul.primary").mail == original.mail
+    last = svc.store.list_audit(request_id=request.id)[-1]
+    assert last.event == "reverted" and last.actor == APPROVER
+    assert "re-read" in str(last.details["note"])
+    assert recover_stuck_reverts(svc) == []  # settled once
+
+
+def test_an_unsettled_revert_that_never_reached_ad_is_handed_back_and_can_be_retried(
+    services,
+) -> None:
+    svc, ad, _ = services
+    original = ad_user(ad, "paul.primary")
+    request = approved(svc, ADDRESS)
+    written = ad_user(ad, "paul.primary")
+    real_apply, real_find = ad.apply, ad.find_users
+    down = _drop_ad(ad, write_lands=False)
+
+    revert_request(svc, request.id, APPROVER, Team())
+    assert svc.store.get_request(request.id).state is RequestState.REVERTING
+    down["down"] = False
+    svc.clock.now += timedelta(minutes=11)
+    [settled] = recover_stuck_reverts(svc)
+    assert settled.outcome is Outcome.OUTAGE and "reverted again" in settled.message
+    assert svc.store.get_request(request.id).state is RequestState.APPLIED
+    assert ad_user(ad, "paul.primary") == written  # nothing was written by the sweep
+    assert _events(svc, request.id)[-1] == "revert_refused"
+
+    ad.apply, ad.find_users = real_apply, real_find
+    again = revert_request(svc, request.id, APPROVER, Team())
+    assert again.outcome is Outcome.REVERTED, again.message
+    assert ad_user(ad, "paul.primary").mail == original.mail

@@ -9,9 +9,12 @@ from datetime import UTC, datetime
 from bot.directories.demo import build_demo_directories
 from bot.rules.checks import Report
 from bot.rules.requests import RequestState
+from bot.rules.waves import ItemState, Wave, WaveState
 from bot.services.check import Directories, check_match
+from bot.slack_views import waves as wave_views
 from bot.slack_views.blocks import approval_blocks, home_view, report_blocks
 from bot.slack_views.ids import ActionId
+from bot.slack_views.waves import WaveActionId
 from bot.store.repository import MatchRequest
 
 
@@ -197,3 +200,49 @@ def test_every_verdict_of_the_demo_directories_renders_with_its_own_headline() -
     assert {r.verdict for r in reports} == set(Verdict)
     for report in reports:
         assert VERDICT_TEXT[report.verdict] in flat(report_blocks(report))
+
+
+def a_wave(**kw) -> Wave:
+    now = datetime(2026, 11, 26, 9, tzinfo=UTC)
+    values = dict(
+        id="w1",
+        scan_id="s1",
+        state=WaveState.WATCHING,
+        requester_id="U0HELP",
+        reason="hand-over",
+        criteria={},
+        count=3,
+        created_at=now,
+        updated_at=now,
+        approver_id="U0APPROVER",
+    )
+    return Wave(**(values | kw))
+
+
+def test_a_watched_wave_offers_revert_one_and_a_confirmed_revert_of_the_unmatched() -> None:
+    counts = {s: 0 for s in ItemState} | {ItemState.APPLIED: 2, ItemState.MATCHED: 1}
+    blocks = wave_views.progress_blocks(a_wave(), counts, None)
+    assert action_ids(blocks) == [WaveActionId.REVERT_ONE, WaveActionId.REVERT]
+    [revert_all] = [
+        e for b in blocks if b["type"] == "actions" for e in b["elements"] if "confirm" in e
+    ]
+    assert revert_all["text"]["text"] == "Revert 2 not-yet-matched"
+    assert "2 users" in revert_all["confirm"]["text"]["text"]
+    assert all(e["value"] == "w1" for b in blocks if b["type"] == "actions" for e in b["elements"])
+    # Nothing to revert once every written user matched; no buttons while applying.
+    matched = counts | {ItemState.APPLIED: 0, ItemState.MATCHED: 3}
+    assert action_ids(wave_views.progress_blocks(a_wave(state=WaveState.DONE), matched, None)) == []
+    applying = wave_views.progress_blocks(a_wave(state=WaveState.APPLYING), counts, None)
+    assert action_ids(applying) == []
+
+
+def test_wave_modals_and_the_rejection_dm_show_values_literally() -> None:
+    modal = wave_views.revert_one_modal("w<!here>")
+    assert modal["callback_id"] == WaveActionId.REVERT_ONE_SUBMIT
+    assert "<!here>" not in flat(modal["blocks"]) and modal["private_metadata"] == "w<!here>"
+    reject = wave_views.reject_modal("w1")
+    assert reject["callback_id"] == WaveActionId.REJECT_SUBMIT
+    [field] = [b for b in reject["blocks"] if b["type"] == "input"]
+    assert field.get("optional") is not True  # a rejection always says why
+    told = flat(wave_views.rejected_blocks(a_wave(state=WaveState.REJECTED, note="<!channel> no")))
+    assert "<@U0APPROVER>" in told and "<!channel>" not in told and "&lt;!channel&gt;" in told

@@ -8,21 +8,25 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.directories.demo import build_demo_directories
+from bot.errors import DirectoryUnavailable
 from bot.rules.requests import RequestState
 from bot.rules.sync import SyncJudgement
 from bot.services.check import Directories
 from bot.services.requests import RequestServices, approve_request, request_match, revert_request
 from bot.services.sync import SyncServices, poll_due_watches, start_watch
 from bot.store.repository import MatchRequest, Store
+from bot.sync_triggers import SyncSubject
 
 
 class Notes:
     def __init__(self) -> None:
         self.started: list[str] = []
+        self.notes: list[str] = []
         self.finished: list[tuple[str, SyncJudgement]] = []
 
     def sync_started(self, request: MatchRequest, note: str) -> None:
         self.started.append(request.id)
+        self.notes.append(note)
 
     def sync_finished(self, request: MatchRequest, judgement: SyncJudgement) -> None:
         self.finished.append((request.id, judgement))
@@ -80,6 +84,27 @@ def test_applying_starts_a_watch_and_tells_the_team(world) -> None:
     request = applied(svc)
     assert sync.store.get_watch(request.id) is not None
     assert notes.started == [request.id]
+
+
+def test_a_failed_trigger_tells_the_team_without_naming_the_webhook_host(world) -> None:
+    svc, sync, _, notes, _ = world
+
+    class DownWebhook:
+        name = "webhook"
+
+        def trigger(self, subject: SyncSubject) -> str:
+            raise DirectoryUnavailable(
+                "Sync webhook", "sync-hook.corp.internal:8443", "ConnectError token=abc"
+            )
+
+    sync.trigger = DownWebhook()
+    request = applied(svc)
+    assert sync.store.get_watch(request.id) is not None  # the write stands; the watch runs
+    [note] = notes.notes
+    assert "Sync webhook could not be reached" in note
+    assert "corp.internal" not in note and "token" not in note
+    [audit] = [e for e in svc.store.list_audit() if e.event == "sync_triggered"]
+    assert "corp.internal" not in str(audit.details)
 
 
 def test_a_bound_cloud_user_settles_the_request_as_matched(world) -> None:
