@@ -15,6 +15,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.errors import InvalidInput
+from bot.ports import TeamDirectory
 from bot.rules.address import parse_address
 from bot.rules.waves import ItemState, Wave, WaveItem
 from bot.services.waves import (
@@ -25,6 +26,7 @@ from bot.services.waves import (
     approve_wave,
     create_wave,
     prepare_wave_rejection,
+    prepare_wave_revert,
     reject_wave,
     revert_address,
     revert_wave,
@@ -167,30 +169,18 @@ def _user(body: Mapping[str, Any]) -> str:
     return str((body.get("user") or {}).get("id") or "")
 
 
-def _open_modal(
-    ack: Ack,
-    body: Mapping[str, Any],
-    client: WebClient,
-    respond: Respond,
-    ctx: BotContext,
-    modal: Callable[[str], Block],
+def handle_wave_open_action(
+    ack: Ack, body: Mapping[str, Any], client: WebClient, respond: Respond, ctx: BotContext
 ) -> None:
-    """Ack, then open ``modal(button value)``: its trigger is short-lived, so this is the one
-    quick call made right after the ack, on the quick executor."""
+    """The requester pressed "Hand over a wave": open the picker (its trigger is short-lived,
+    so this is the one quick call made right after the ack, on the quick executor)."""
     ack()
-    value, trigger = _value(body), str(body.get("trigger_id") or "")
+    scan_id, trigger = _value(body), str(body.get("trigger_id") or "")
     slot = ctx.quick.reserve()
     if slot is None:
         ctx.tell_busy(lambda text, blocks: _tell(respond, text))
         return
-    slot.run(client.views_open, trigger_id=trigger, view=modal(value))
-
-
-def handle_wave_open_action(
-    ack: Ack, body: Mapping[str, Any], client: WebClient, respond: Respond, ctx: BotContext
-) -> None:
-    """The requester pressed "Hand over a wave": open the picker."""
-    _open_modal(ack, body, client, respond, ctx, picker_modal)
+    slot.run(client.views_open, trigger_id=trigger, view=picker_modal(scan_id))
 
 
 def _field(values: Mapping[str, Any], block: str) -> Any:
@@ -304,10 +294,18 @@ def handle_wave_approve_action(
     _decision(ack, body, client, respond, ctx, "approve")
 
 
-def handle_wave_reject_action(
-    ack: Ack, body: Mapping[str, Any], client: WebClient, respond: Respond, ctx: BotContext
+def _open_checked_modal(
+    ack: Ack,
+    body: Mapping[str, Any],
+    client: WebClient,
+    respond: Respond,
+    ctx: BotContext,
+    check: Callable[[WaveServices, str, str, TeamDirectory], WaveResult | Wave],
+    modal: Callable[[str], Block],
 ) -> None:
-    """Reject: check the clicker first (on the quick executor), then ask for the reason."""
+    """Ack; then, on the quick executor, check the clicker (``check``: refused people are told
+    privately, no form is opened for them) and open ``modal(wave id)``. The submission is
+    authorized again by the service that acts on it."""
     ack()
     waves, wave_id, user = ctx.waves, _value(body), _user(body)
     trigger = str(body.get("trigger_id") or "")
@@ -322,13 +320,20 @@ def handle_wave_reject_action(
         _tell(respond, text)
 
     def work() -> None:
-        checked = prepare_wave_rejection(waves, wave_id, user, SlackTeamDirectory(client))
+        checked = check(waves, wave_id, user, SlackTeamDirectory(client))
         if isinstance(checked, WaveResult):
             _tell(respond, checked.message)
             return
-        client.views_open(trigger_id=trigger, view=reject_modal(wave_id))
+        client.views_open(trigger_id=trigger, view=modal(wave_id))
 
-    slot.run(run_telling_faults, reply, "opening the rejection form", work)
+    slot.run(run_telling_faults, reply, "opening the form", work)
+
+
+def handle_wave_reject_action(
+    ack: Ack, body: Mapping[str, Any], client: WebClient, respond: Respond, ctx: BotContext
+) -> None:
+    """Reject: check the clicker first, then ask for the reason."""
+    _open_checked_modal(ack, body, client, respond, ctx, prepare_wave_rejection, reject_modal)
 
 
 def handle_wave_reject_submission(
@@ -382,8 +387,8 @@ def handle_wave_revert_action(
 def handle_wave_revert_one_action(
     ack: Ack, body: Mapping[str, Any], client: WebClient, respond: Respond, ctx: BotContext
 ) -> None:
-    """ "Revert one user…": open the modal that asks which user of the wave."""
-    _open_modal(ack, body, client, respond, ctx, revert_one_modal)
+    """ "Revert one user…": check the clicker first, then ask which user of the wave."""
+    _open_checked_modal(ack, body, client, respond, ctx, prepare_wave_revert, revert_one_modal)
 
 
 def handle_wave_revert_one_submission(

@@ -329,6 +329,23 @@ def prepare_wave_rejection(
     return checked
 
 
+def prepare_wave_revert(
+    svc: WaveServices, wave_id: str, actor: str, team: TeamDirectory
+) -> WaveResult | Wave:
+    """Before asking which user to revert: may ``actor`` revert, and has the wave written
+    anything that could be? (:func:`revert_item` checks again for the user named.)"""
+    checked = _authorize(svc, wave_id, actor, team, "revert")
+    if isinstance(checked, WaveResult):
+        return checked
+    if checked.state not in (WaveState.WATCHING, WaveState.DONE):
+        return WaveResult(
+            WaveOutcome.STALE,
+            wave=checked,
+            message=f"This wave is {checked.state}: nothing of it can be reverted now.",
+        )
+    return checked
+
+
 def reject_wave(
     svc: WaveServices, wave_id: str, actor: str, team: TeamDirectory, reason: str
 ) -> WaveResult:

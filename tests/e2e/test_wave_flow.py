@@ -335,6 +335,9 @@ def test_a_restart_mid_wave_finishes_without_writing_twice_and_one_item_reverts(
             if m.thread_ts and m.blocks and has_action(m, WaveActionId.REVERT_ONE)
         ]
         opened = len(world.slack.views_opened())
+        slack.press(progress, WaveActionId.REVERT_ONE, REQUESTER)  # told, no form opened
+        world.slack.wait_for(lambda c: "another approver" in json.dumps(c.args), timeout=30)
+        assert len(world.slack.views_opened()) == opened
         slack.press(progress, WaveActionId.REVERT_ONE, APPROVER)
         wait_until(lambda: len(world.slack.views_opened()) > opened, timeout=30)
         modal = world.slack.views_opened()[-1]

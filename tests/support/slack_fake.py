@@ -747,12 +747,14 @@ class FakeSlackApi:
             return copy.deepcopy(home) if home is not None else None
 
     def wait_for(
-        self, predicate_or_method: str | Predicate, timeout: float = 10.0, *, count: int = 1
+        self, predicate_or_method: str | Predicate, timeout: float = 30.0, *, count: int = 1
     ) -> ApiCall:
         """Wait until ``count`` matching calls were recorded; return the ``count``-th.
 
         The bot answers after it acknowledges, so tests wait for its calls. A method name
-        matches only accepted calls (``ok``) of that method; a predicate sees every call.
+        matches only accepted calls (``ok``) of that method; a predicate sees every call. The
+        default wait is generous: it only costs time when a test fails, and a loaded CI machine
+        (a Samba DC, PostgreSQL and the suite on 2 cores) can take seconds to schedule a worker.
 
         Raises:
             TimeoutError: Not enough matching calls within ``timeout`` seconds.
