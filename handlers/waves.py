@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 from bot.errors import InvalidInput
 from bot.ports import TeamDirectory
 from bot.rules.address import parse_address
-from bot.rules.waves import ItemState, Wave, WaveItem
+from bot.rules.waves import ItemState, Wave, WaveItem, WaveState
 from bot.services.waves import (
     FIRST_ITEMS,
     WaveOutcome,
@@ -28,9 +28,11 @@ from bot.services.waves import (
     prepare_wave_rejection,
     prepare_wave_revert,
     reject_wave,
+    resume_wave,
     revert_address,
     revert_wave,
     run_wave,
+    stop_wave,
 )
 from bot.slack_views.blocks import Block, message_blocks
 from bot.slack_views.waves import (
@@ -272,6 +274,14 @@ def _decision(
                     log.warning("wave %s approved; the pool is full, the watcher runs it", wave_id)
                 return
             _tell(respond, result.message)
+        elif what in ("stop", "resume"):
+            result = (stop_wave if what == "stop" else resume_wave)(waves, wave_id, user, team)
+            _tell(respond, result.message)
+            if result.wave is None:
+                return
+            waves.board.progress(result.wave, waves.waves.counts(wave_id), None)
+            if result.wave.state is WaveState.APPLYING:  # a paused wave: settle and go on
+                ctx.wave_pool.submit(run_wave, waves, wave_id)
         else:
             results = revert_wave(waves, wave_id, user, team)
             done = sum(1 for r in results if getattr(r, "outcome", None) == "reverted")
@@ -377,6 +387,20 @@ def handle_wave_reject_submission(
     slot.run(run_telling_faults, dm, "the rejection", work)
 
 
+def handle_wave_stop_action(
+    ack: Ack, body: Mapping[str, Any], client: WebClient, respond: Respond, ctx: BotContext
+) -> None:
+    """Stop the wave: every user not written yet is skipped (the requester or an approver)."""
+    _decision(ack, body, client, respond, ctx, "stop")
+
+
+def handle_wave_resume_action(
+    ack: Ack, body: Mapping[str, Any], client: WebClient, respond: Respond, ctx: BotContext
+) -> None:
+    """Resume a paused wave now (an approver)."""
+    _decision(ack, body, client, respond, ctx, "resume")
+
+
 def handle_wave_revert_action(
     ack: Ack, body: Mapping[str, Any], client: WebClient, respond: Respond, ctx: BotContext
 ) -> None:
@@ -437,6 +461,8 @@ LISTENERS = (
     ("action", WaveActionId.REJECT, handle_wave_reject_action),
     ("action", WaveActionId.REVERT, handle_wave_revert_action),
     ("action", WaveActionId.REVERT_ONE, handle_wave_revert_one_action),
+    ("action", WaveActionId.STOP, handle_wave_stop_action),
+    ("action", WaveActionId.RESUME, handle_wave_resume_action),
     ("view", WaveActionId.SUBMIT, handle_wave_submission),
     ("view", WaveActionId.REVERT_ONE_SUBMIT, handle_wave_revert_one_submission),
     ("view", WaveActionId.REJECT_SUBMIT, handle_wave_reject_submission),

@@ -60,8 +60,9 @@ WAVE_TRANSITIONS: Mapping[WaveState, frozenset[WaveState]] = MappingProxyType(
 
 ITEM_TRANSITIONS: Mapping[ItemState, frozenset[ItemState]] = MappingProxyType(
     {
-        # Back to PENDING only when a directory could not answer before anything was written.
-        _I.PENDING: frozenset({_I.APPLYING}),
+        # Back to PENDING only when a directory could not answer before anything was written;
+        # PENDING to SKIPPED only when the wave is stopped before the item's write.
+        _I.PENDING: frozenset({_I.APPLYING, _I.SKIPPED}),
         _I.APPLYING: frozenset({_I.APPLIED, _I.SKIPPED, _I.FAILED, _I.PENDING}),
         _I.APPLIED: frozenset({_I.MATCHED, _I.SYNC_FAILED, _I.TIMEOUT, _I.REVERTED}),
         _I.SYNC_FAILED: frozenset({_I.REVERTED}),
@@ -165,6 +166,8 @@ class WaveEvent(StrEnum):
     APPROVE_REFUSED = "wave_approve_refused"
     PAUSED = "wave_paused"
     RESUMED = "wave_resumed"
+    STOPPED = "wave_stopped"
+    STOP_REFUSED = "wave_stop_refused"
     WATCHING = "wave_watching"
     DONE = "wave_done"
     ITEM_APPLYING = "wave_item_applying"

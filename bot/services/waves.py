@@ -82,6 +82,8 @@ class WaveOutcome(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     REVERTED = "reverted"
+    STOPPED = "stopped"
+    RESUMED = "resumed"
     DONE = "done"
 
 
@@ -344,6 +346,73 @@ def prepare_wave_revert(
             message=f"This wave is {checked.state}: nothing of it can be reverted now.",
         )
     return checked
+
+
+#: The reason recorded on each user a stop kept from being written.
+STOPPED_REASON = "the wave was stopped before this user's write"
+
+
+def stop_wave(svc: WaveServices, wave_id: str, actor: str, team: TeamDirectory) -> WaveResult:
+    """The brake: the requester or an approver stops a wave being applied (or paused).
+
+    Every user not yet claimed for its write is skipped at once, in one transaction (the
+    runner's per-item compare-and-set then finds nothing to claim); a write already under way
+    finishes. What was written stays, is watched as usual and can be reverted. A paused wave is
+    moved back to ``applying`` so that the runner settles it and starts the watch; the caller
+    runs :func:`run_wave`.
+    """
+    wave = svc.waves.get_wave(wave_id)
+    if wave is None:
+        return WaveResult(WaveOutcome.NOT_FOUND, message="This wave does not exist (any more).")
+    if actor != wave.requester_id and not is_approver(svc.requests, actor, team):
+        svc.waves.audit(W.STOP_REFUSED, actor, {"wave": wave_id, "why": "not an approver"}, None)
+        return WaveResult(
+            WaveOutcome.REFUSED_NOT_APPROVER,
+            wave=wave,
+            message="Only the wave's requester or an approver can stop it.",
+        )
+    if wave.state not in (WaveState.APPLYING, WaveState.PAUSED):
+        return WaveResult(
+            WaveOutcome.STALE,
+            wave=wave,
+            message=f"This wave is {wave.state}: there is nothing left to stop.",
+        )
+    skipped = svc.waves.skip_pending(wave_id, actor, STOPPED_REASON)
+    svc.waves.audit(W.STOPPED, actor, {"wave": wave_id, "skipped": skipped}, None)
+    if wave.state is WaveState.PAUSED:
+        svc.waves.transition_wave(
+            wave_id,
+            [WaveState.PAUSED],
+            WaveState.APPLYING,
+            audit=AuditNote(W.RESUMED, actor, {"why": "stopped: settle and watch"}),
+            note=None,
+        )
+    return WaveResult(
+        WaveOutcome.STOPPED,
+        wave=svc.waves.get_wave(wave_id),
+        message=f"Stopped: {skipped} users of wave `{wave_id}` will not be written. Those "
+        "already written are watched as usual and can be reverted.",
+    )
+
+
+def resume_wave(svc: WaveServices, wave_id: str, actor: str, team: TeamDirectory) -> WaveResult:
+    """An approver resumes a paused wave now instead of waiting for the automatic retry; the
+    caller runs :func:`run_wave` (which pauses it again if the directory is still down)."""
+    checked = _authorize(svc, wave_id, actor, team, "resume")
+    if isinstance(checked, WaveResult):
+        return checked
+    resumed = svc.waves.transition_wave(
+        wave_id,
+        [WaveState.PAUSED],
+        WaveState.APPLYING,
+        audit=AuditNote(W.RESUMED, actor, {"why": "resumed in Slack"}),
+        note=None,
+    )
+    if resumed is None:
+        current = svc.waves.get_wave(wave_id)
+        state = current.state if current else "gone"
+        return WaveResult(WaveOutcome.STALE, wave=current, message=f"This wave is {state}.")
+    return WaveResult(WaveOutcome.RESUMED, wave=resumed, message="Resumed.")
 
 
 def reject_wave(

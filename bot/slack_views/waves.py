@@ -18,6 +18,8 @@ class WaveActionId(StrEnum):
     REJECT = "smtpmatch_wave_reject"  # value: the wave id
     REVERT = "smtpmatch_wave_revert"  # value: the wave id (its not-yet-matched items)
     REVERT_ONE = "smtpmatch_wave_revert_one"  # value: the wave id (opens the address modal)
+    STOP = "smtpmatch_wave_stop"  # value: the wave id (skip every user not yet written)
+    RESUME = "smtpmatch_wave_resume"  # value: the wave id (a paused wave, now)
     SUBMIT = "smtpmatch_wave_submit"  # the picker modal's callback id
     REVERT_ONE_SUBMIT = "smtpmatch_wave_revert_one_submit"  # the revert-one modal's callback id
     REJECT_SUBMIT = "smtpmatch_wave_reject_submit"  # the rejection modal's callback id
@@ -218,9 +220,31 @@ def progress_blocks(wave: Wave, counts: dict[ItemState, int], note: str | None) 
             f" · timed out {counts[ItemState.TIMEOUT]} · reverted {counts[ItemState.REVERTED]}"
             f" · waiting {counts[ItemState.APPLIED]}"
         )
+    note = note or (wave.note if wave.state is WaveState.PAUSED else None)
     if note:
         lines.append(f":pause_button: {escape(note)}")
     blocks: list[Block] = [_section("\n".join(lines))]
+    if wave.state in (WaveState.APPLYING, WaveState.PAUSED):
+        stop = _button(
+            "Stop the wave",
+            WaveActionId.STOP,
+            wave.id,
+            "danger",
+            confirm=(
+                "Stop the wave?",
+                f"The {counts[ItemState.PENDING]} users not written yet are skipped. Those "
+                "already written stay, are watched, and can be reverted.",
+                "Stop it",
+            ),
+        )
+        resume = _button("Resume now", WaveActionId.RESUME, wave.id, "primary")
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"wave_run_{wave.id}",
+                "elements": [resume, stop] if wave.state is WaveState.PAUSED else [stop],
+            }
+        )
     revertible = (
         counts[ItemState.APPLIED] + counts[ItemState.SYNC_FAILED] + counts[ItemState.TIMEOUT]
     )

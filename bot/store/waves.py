@@ -19,6 +19,7 @@ from bot.domain import AuditNote
 from bot.rules.waves import (
     ItemState,
     Wave,
+    WaveEvent,
     WaveItem,
     WaveState,
     check_item_move,
@@ -310,6 +311,46 @@ class WaveStore:
                 }
                 self._audit(conn, AuditNote(event, actor, note), row["request_id"])
         return _to_item(row) if row is not None else None
+
+    def skip_pending(self, wave_id: str, actor: str, reason: str) -> int:
+        """Skip every item of the wave not yet claimed for its write (the wave was stopped),
+        each with its ``wave_item_skipped`` audit event, in one transaction. An item already
+        claimed (``applying``) is left to finish its write.
+
+        Returns:
+            How many items were skipped.
+        """
+        check_item_move(frozenset({ItemState.PENDING}), ItemState.SKIPPED)
+        now = self._clock()
+        stmt = (
+            update(_ITEMS)
+            .where(_ITEMS.c.wave_id == wave_id, _ITEMS.c.state == str(ItemState.PENDING))
+            .values(state=str(ItemState.SKIPPED), reason=reason, updated_at=now)
+            .returning(_ITEMS.c.position, _ITEMS.c.address, _ITEMS.c.request_id)
+        )
+        with self.store.connection() as conn:
+            rows = conn.execute(stmt).mappings().all()
+            if rows:
+                conn.execute(
+                    insert(_AUDIT),
+                    [
+                        {
+                            "at": now,
+                            "event": str(WaveEvent.ITEM_SKIPPED),
+                            "request_id": row["request_id"],
+                            "actor": actor,
+                            "details": {
+                                "wave": wave_id,
+                                "position": row["position"],
+                                "address": row["address"],
+                                "state": str(ItemState.SKIPPED),
+                                "reason": reason,
+                            },
+                        }
+                        for row in rows
+                    ],
+                )
+        return len(rows)
 
     def set_item_fields(self, wave_id: str, position: int, **fields: object) -> None:
         """Set non-state fields of an item (its request id, once made)."""

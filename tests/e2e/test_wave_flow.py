@@ -14,7 +14,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -41,6 +40,7 @@ from tests.e2e.conftest import (
     APPROVER,
     GROUP_MEMBER,
     NOTIFY_CHANNEL,
+    OUTSIDER,
     REQUESTER,
     BotWorld,
     Driver,
@@ -304,11 +304,20 @@ def test_a_restart_mid_wave_finishes_without_writing_twice_and_one_item_reverts(
         paused = [m for m in world.slack.messages(APPROVAL_CHANNEL) if m.thread_ts]
         assert any("paused" in m.text for m in paused)
 
-    # The restart: AD answers again; the paused wave resumes, the item caught mid-write is
-    # settled by reading AD (not written again), the rest are written.
+    # The restart: AD answers again. Before the automatic retry (2 minutes), an approver
+    # presses "Resume now" on the paused progress message (the requester may not): the item
+    # caught mid-write is settled by reading AD (not written again), the rest are written.
+    [paused_progress] = [
+        m
+        for m in world.slack.messages(APPROVAL_CHANNEL)
+        if m.thread_ts and has_action(m, WaveActionId.RESUME)
+    ]
+    assert has_action(paused_progress, WaveActionId.STOP)
     with running(world, url) as slack:
-        assert slack.bot.waves is not None
-        slack.bot.waves.resume_after = timedelta(0)
+        slack.press(paused_progress, WaveActionId.RESUME, REQUESTER)
+        world.slack.wait_for(lambda c: "another approver" in json.dumps(c.args), timeout=30)
+        assert state_of(world) is WaveState.PAUSED
+        slack.press(paused_progress, WaveActionId.RESUME, APPROVER)
         wait_until(lambda: state_of(world) is WaveState.WATCHING, timeout=120)
         store = Store(world.store_url)
         waves, wave = the_wave(world)
@@ -468,4 +477,60 @@ def test_a_rejected_wave_writes_nothing_and_tells_the_requester_why(
         assert [(e.actor, e.details.get("reason")) for e in rejected] == [
             (APPROVER, "Not before the <!channel> freeze *ends*")
         ]
+        store.close()
+
+
+def test_stop_skips_the_users_not_yet_written_and_keeps_what_was_written(
+    world: BotWorld, webhook: SyncWebhook
+) -> None:
+    seeded = [world.seed(f"stp{i}") for i in range(8)]
+    url = world.graph.sync_webhook_url or ""
+    with running(world, url, smtpmatch_wave_writes_per_minute=40) as slack:  # 1.5 s per write
+        approval = scan_and_ask(slack, world, "stop drill")
+        slack.press(approval, WaveActionId.APPROVE, APPROVER)
+        waves, wave = the_wave(world)
+
+        def written() -> int:
+            return (
+                waves.counts(wave.id)[ItemState.APPLIED] + waves.counts(wave.id)[ItemState.MATCHED]
+            )
+
+        wait_until(lambda: written() >= 2, timeout=120)
+        [progress] = [
+            m
+            for m in world.slack.messages(APPROVAL_CHANNEL)
+            if m.thread_ts and has_action(m, WaveActionId.STOP)
+        ]
+        _, stop = find_action(progress.blocks, WaveActionId.STOP)
+        assert "confirm" in stop  # Slack asks "are you sure" first
+
+        # Someone who is neither the requester nor an approver cannot stop it.
+        slack.press(progress, WaveActionId.STOP, OUTSIDER)
+        world.slack.wait_for(lambda c: "requester or an approver" in json.dumps(c.args))
+        # The requester can: the brake is theirs too.
+        slack.press(progress, WaveActionId.STOP, REQUESTER)
+        world.slack.wait_for(lambda c: "Stopped:" in json.dumps(c.args))
+        wait_until(lambda: state_of(world) in (WaveState.WATCHING, WaveState.DONE))
+        items = waves.items(wave.id)
+        done = [i for i in items if i.state is not ItemState.SKIPPED]
+        stopped = [i for i in items if i.state is ItemState.SKIPPED]
+        assert 2 <= len(done) < 8 and len(done) + len(stopped) == 8
+        assert all(i.reason == "the wave was stopped before this user's write" for i in stopped)
+        store = Store(world.store_url)
+        assert sorted(applied_events(store).values()) == [1] * len(done)
+        by_address = {s.address: s for s in seeded}
+        for i in stopped:  # never written
+            assert world.ad.read(by_address[i.address].dn, ["mail"]).get("mail") in (None, [])
+        for i in done:
+            assert world.ad.read(by_address[i.address].dn, ["mail"])["mail"]
+        events = [e for e in store.list_audit() if e.event in ("wave_stopped", "wave_stop_refused")]
+        assert [(e.event, e.actor) for e in events] == [
+            ("wave_stop_refused", OUTSIDER),
+            ("wave_stopped", REQUESTER),
+        ]
+        # The written ones are watched to the end; the summary counts the stopped ones.
+        wait_until(lambda: state_of(world) is WaveState.DONE, timeout=120)
+        wait_until(lambda: world.slack.messages(NOTIFY_CHANNEL), timeout=30)
+        [result] = world.slack.messages(NOTIFY_CHANNEL)
+        assert f"matched {len(done)}" in result.text and f"skipped {len(stopped)}" in result.text
         store.close()

@@ -17,12 +17,14 @@ from bot.scan.model import ScanItem, ScanResult
 from bot.services.check import Directories
 from bot.services.requests import RequestServices
 from bot.services.waves import (
+    STOPPED_REASON,
     WaveOutcome,
     WaveServices,
     approve_wave,
     create_wave,
     reject_wave,
     select_items,
+    stop_wave,
     wave_csv,
 )
 from bot.store.repository import Store
@@ -181,3 +183,45 @@ def test_the_requester_cannot_approve_and_two_approvers_approve_once(svc: WaveSe
     refusals = [e for e in svc.requests.store.list_audit() if e.event == WaveEvent.APPROVE_REFUSED]
     assert [e.actor for e in refusals] == ["UREQ", "UOUTSIDER"]
     assert reject_wave(svc, wave.id, "UAPPROVER", Team(), "no").outcome is WaveOutcome.STALE
+
+
+def test_stop_skips_only_unclaimed_items_once_and_only_for_the_requester_or_approvers(
+    svc: WaveServices,
+) -> None:
+    wave = create_wave(svc, scan_id=scan_id(svc), requester_id="UREQ", reason="r").wave
+    assert wave is not None
+    # A pending wave is not stopped (it is rejected); nothing changes.
+    assert stop_wave(svc, wave.id, "UREQ", Team()).outcome is WaveOutcome.STALE
+    assert approve_wave(svc, wave.id, "UAPPROVER", Team()).outcome is WaveOutcome.APPROVED
+    waves = svc.waves
+    mid_write = waves.transition_item(
+        wave.id, 0, [ItemState.PENDING], ItemState.APPLYING, WaveEvent.ITEM_APPLYING
+    )
+    assert mid_write is not None
+
+    refused = stop_wave(svc, wave.id, "UOUTSIDER", Team())
+    assert refused.outcome is WaveOutcome.REFUSED_NOT_APPROVER
+    assert waves.counts(wave.id)[ItemState.PENDING] == 3
+
+    stopped = stop_wave(svc, wave.id, "UGROUPIE", Team())  # an approver through the group
+    assert stopped.outcome is WaveOutcome.STOPPED and "3 users" in stopped.message
+    counts = waves.counts(wave.id)
+    assert counts[ItemState.SKIPPED] == 3 and counts[ItemState.APPLYING] == 1  # its write goes on
+    assert {i.reason for i in waves.items(wave.id, [ItemState.SKIPPED])} == {STOPPED_REASON}
+    # The runner's claim of a stopped item loses.
+    assert (
+        waves.transition_item(
+            wave.id, 1, [ItemState.PENDING], ItemState.APPLYING, WaveEvent.ITEM_APPLYING
+        )
+        is None
+    )
+    audit = svc.requests.store.list_audit()
+    skipped = [e for e in audit if e.event == "wave_item_skipped"]
+    assert sorted(e.details["position"] for e in skipped) == [1, 2, 3]
+    assert {e.actor for e in skipped} == {"UGROUPIE"}
+    assert [e.actor for e in audit if e.event == "wave_stopped"] == ["UGROUPIE"]
+    assert [e.actor for e in audit if e.event == "wave_stop_refused"] == ["UOUTSIDER"]
+    # A second stop skips nothing more.
+    again = stop_wave(svc, wave.id, "UREQ", Team())
+    assert again.outcome is WaveOutcome.STOPPED and "0 users" in again.message
+    assert len([e for e in svc.requests.store.list_audit() if e.event == "wave_item_skipped"]) == 3
