@@ -1,4 +1,5 @@
-"""App Home: the user's own requests, those awaiting their decision, recent results."""
+"""App Home: the user's own requests, those awaiting their decision, recent results, the
+latest scan and the waves."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from bot.slack_views.blocks import home_view
 from handlers.context import BotContext, SlackTeamDirectory
 from handlers.payloads import parse_home_opened
 from handlers.scan import with_latest_scan
+from handlers.waves import with_waves
 
 log = logging.getLogger("smtpmatch.handlers")
 
@@ -29,6 +31,7 @@ def _publish_home(user: str, client: WebClient, ctx: BotContext) -> None:
         view = home_view(lists.own, lists.awaiting, lists.recent, is_approver=lists.is_approver)
         if lists.is_approver:  # a scan covers the whole tenant: approvers only
             view = with_latest_scan(view, ctx)
+        view = with_waves(view, ctx, user, is_approver=lists.is_approver)
         client.views_publish(user_id=user, view=view)
     except Exception:
         log.exception("could not publish the App Home of %s", user)

@@ -34,7 +34,7 @@ from bot.services.waves import (
     run_wave,
     stop_wave,
 )
-from bot.slack_views.blocks import Block, message_blocks
+from bot.slack_views.blocks import VIEW_BLOCK_LIMIT, Block, message_blocks
 from bot.slack_views.waves import (
     CREATIONS_VALUE,
     FIELD_CREATIONS,
@@ -44,9 +44,12 @@ from bot.slack_views.waves import (
     FIELD_REASON,
     FIELD_REJECT_REASON,
     FIELD_REVERT_ADDRESS,
+    HOME_WAVES,
+    OPEN_WAVE_STATES,
     WaveActionId,
     approval_blocks,
     approval_text,
+    home_wave_blocks,
     picker_modal,
     progress_blocks,
     progress_text,
@@ -154,6 +157,25 @@ class SlackWaveBoard:
                 initial_comment="One row per user: state and cause.",
             )
         self._client.chat_postMessage(channel=wave.requester_id, text=text, blocks=blocks)
+
+
+def with_waves(view: Block, ctx: BotContext, user: str, *, is_approver: bool) -> Block:
+    """App Home with its waves after the first lines: every open wave for approvers, the
+    user's own waves for anyone else."""
+    if ctx.waves is None:
+        return view
+    store = ctx.waves.waves
+    shown = (
+        store.list_waves(states=OPEN_WAVE_STATES, limit=HOME_WAVES)
+        if is_approver
+        else store.list_waves(requester_id=user, limit=HOME_WAVES)
+    )
+    section = home_wave_blocks(shown, is_approver=is_approver)
+    if not section:
+        return view
+    current = view.get("blocks")
+    blocks: list[Any] = list(current) if isinstance(current, list) else []
+    return {**view, "blocks": [*blocks[:2], *section, *blocks[2:]][:VIEW_BLOCK_LIMIT]}
 
 
 def _tell(respond: Respond, text: str) -> None:

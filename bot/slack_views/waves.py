@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 
 from bot.rules.waves import ItemState, Wave, WaveItem, WaveState
-from bot.slack_views.blocks import Block, escape, mention
+from bot.slack_views.blocks import Block, channel_link, escape, mention
 
 
 class WaveActionId(StrEnum):
@@ -369,3 +369,29 @@ def rejected_text(wave: Wave) -> str:
 def rejected_blocks(wave: Wave) -> list[Block]:
     """The requester's DM about a rejected wave."""
     return [_section(rejected_text(wave))]
+
+
+#: Waves that still need someone: a decision, a write, a pause, a sync.
+OPEN_WAVE_STATES = (WaveState.PENDING, WaveState.APPLYING, WaveState.PAUSED, WaveState.WATCHING)
+
+#: How many waves App Home lists.
+HOME_WAVES = 8
+
+
+def home_wave_blocks(waves: Sequence[Wave], *, is_approver: bool) -> list[Block]:
+    """App Home's waves: for approvers every open wave, for others the waves they asked for
+    (newest first); nothing when there is none."""
+    if not waves:
+        return []
+    title = "Open waves" if is_approver else "My waves"
+    lines = []
+    for wave in waves[:HOME_WAVES]:
+        where = f", in {channel_link(wave.approval_channel)}" if wave.approval_channel else ""
+        lines.append(
+            f"• Wave `{escape(wave.id, code=True)}`: {wave.count} users, *{wave.state}*, "
+            f"asked by {mention(wave.requester_id)}{where}"
+        )
+    return [
+        {"type": "header", "text": {"type": "plain_text", "text": title}},
+        _section("\n".join(lines)),
+    ]

@@ -415,6 +415,22 @@ def test_a_rejected_wave_writes_nothing_and_tells_the_requester_why(
         approval = scan_and_ask(slack, world, "reject drill")
         [wave] = WaveStore(Store(world.store_url)).list_waves()
 
+        # App Home lists the pending wave for approvers, and for its requester as theirs;
+        # someone else sees no wave.
+        def home(user: str) -> str:
+            published = len(world.slack.calls("views.publish"))
+            assert slack.slack_driver.home_opened(user).status_code == 200
+            world.slack.wait_for("views.publish", count=published + 1)
+            return json.dumps(world.slack.published_home(user))
+
+        approver_home = home(APPROVER)
+        assert "Open waves" in approver_home and f"Wave `{wave.id}`: 3 users, *pending*" in (
+            approver_home
+        )
+        assert f"<#{APPROVAL_CHANNEL}>" in approver_home
+        assert "My waves" in home(REQUESTER) and wave.id in home(REQUESTER)
+        assert wave.id not in home(OUTSIDER)
+
         # The requester may not reject (nor open the form); nothing changes.
         opened = len(world.slack.views_opened())
         slack.press(approval, WaveActionId.REJECT, REQUESTER)
