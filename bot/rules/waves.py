@@ -163,7 +163,7 @@ class WaveEvent(StrEnum):
     REQUESTED = "wave_requested"
     APPROVED = "wave_approved"
     REJECTED = "wave_rejected"
-    APPROVE_REFUSED = "wave_approve_refused"
+    APPROVE_REFUSED = "wave_approve_refused"  # any approver-only decision; details["action"]
     PAUSED = "wave_paused"
     RESUMED = "wave_resumed"
     STOPPED = "wave_stopped"

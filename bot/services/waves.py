@@ -279,14 +279,21 @@ def _authorize(
     if wave is None:
         return WaveResult(WaveOutcome.NOT_FOUND, message="This wave does not exist (any more).")
     if actor == wave.requester_id:
-        svc.waves.audit(W.APPROVE_REFUSED, actor, {"wave": wave_id, "why": "requester"}, None)
+        svc.waves.audit(
+            W.APPROVE_REFUSED, actor, {"wave": wave_id, "action": action, "why": "requester"}, None
+        )
         return WaveResult(
             WaveOutcome.REFUSED_SELF,
             wave=wave,
             message="You asked for this wave, so another approver has to decide it.",
         )
     if not is_approver(svc.requests, actor, team):
-        svc.waves.audit(W.APPROVE_REFUSED, actor, {"wave": wave_id, "why": "not an approver"}, None)
+        svc.waves.audit(
+            W.APPROVE_REFUSED,
+            actor,
+            {"wave": wave_id, "action": action, "why": "not an approver"},
+            None,
+        )
         return WaveResult(
             WaveOutcome.REFUSED_NOT_APPROVER,
             wave=wave,
