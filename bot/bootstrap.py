@@ -35,7 +35,13 @@ from bot.services.requests import (
 )
 from bot.services.scan import ScanServices
 from bot.services.sync import SyncServices, poll_due_watches, start_watch
-from bot.services.waves import WaveServices, due_waves, poll_waves, run_wave
+from bot.services.waves import (
+    WaveServices,
+    due_waves,
+    follow_requests,
+    poll_waves,
+    run_wave,
+)
 from bot.settings import Settings, SyncTrigger
 from bot.store.repository import Store
 from bot.store.waves import WaveStore
@@ -273,7 +279,9 @@ class Bot:
             try:
                 expire_and_show(self.services)
                 recover_stuck_approvals(self.services)
-                recover_stuck_reverts(self.services)
+                settled = recover_stuck_reverts(self.services)
+                if self.waves is not None:  # a wave item's revert: the item follows
+                    follow_requests(self.waves, [r.request for r in settled if r.request])
             except Exception:  # a sweep fault must not kill the bot; it is logged and retried
                 log.exception("expiry sweep failed; retrying in 30 s")
 

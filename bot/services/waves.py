@@ -35,6 +35,7 @@ from bot.rules.codec import plan_to_dict
 from bot.rules.requests import RequestState
 from bot.rules.sync import SyncFacts, SyncOutcome, judge_sync
 from bot.rules.waves import (
+    ITEM_TRANSITIONS,
     REVERTIBLE_ITEM_STATES,
     ItemState,
     Wave,
@@ -864,23 +865,44 @@ def poll_wave(svc: WaveServices, wave_id: str) -> Wave | None:
     return finish_if_done(svc, wave_id) or svc.waves.get_wave(wave_id)
 
 
-def _follow_request(svc: WaveServices, wave: Wave, item: WaveItem, request: MatchRequest) -> None:
-    follow = {
-        RequestState.MATCHED: (I.MATCHED, W.ITEM_MATCHED),
-        RequestState.SYNC_FAILED: (I.SYNC_FAILED, W.ITEM_SYNC_FAILED),
-        RequestState.SYNC_TIMEOUT: (I.TIMEOUT, W.ITEM_TIMEOUT),
-        RequestState.REVERTED: (I.REVERTED, W.ITEM_REVERTED),
-    }.get(request.state)
-    if follow is not None:
-        svc.waves.transition_item(
-            wave.id,
-            item.position,
-            [I.APPLIED],
-            follow[0],
-            follow[1],
-            None,
-            reason=request.decision_reason,
-        )
+#: The item state (and event) that follows each settled request state.
+_FOLLOWS: dict[RequestState, tuple[ItemState, WaveEvent]] = {
+    RequestState.MATCHED: (I.MATCHED, W.ITEM_MATCHED),
+    RequestState.SYNC_FAILED: (I.SYNC_FAILED, W.ITEM_SYNC_FAILED),
+    RequestState.SYNC_TIMEOUT: (I.TIMEOUT, W.ITEM_TIMEOUT),
+    RequestState.REVERTED: (I.REVERTED, W.ITEM_REVERTED),
+}
+
+
+def _follow_request(svc: WaveServices, wave: Wave, item: WaveItem, request: MatchRequest) -> bool:
+    """Move ``item`` to the state its request was settled in (from any written state that may
+    go there); returns whether it moved."""
+    follow = _FOLLOWS.get(request.state)
+    if follow is None:
+        return False
+    sources = [s for s in REVERTIBLE_ITEM_STATES if follow[0] in ITEM_TRANSITIONS[s]]
+    moved = svc.waves.transition_item(
+        wave.id, item.position, sources, follow[0], follow[1], None, reason=request.decision_reason
+    )
+    return moved is not None
+
+
+def follow_requests(svc: WaveServices, requests: Sequence[MatchRequest]) -> int:
+    """Wave items whose request was settled outside the wave (the sweep that settles a revert
+    interrupted by an AD outage) follow it; their waves' progress is shown again.
+
+    Returns:
+        How many items moved.
+    """
+    moved = 0
+    for request in requests:
+        item = svc.waves.item_for_request(request.id)
+        wave = svc.waves.get_wave(item.wave_id) if item is not None else None
+        if item is None or wave is None or not _follow_request(svc, wave, item, request):
+            continue
+        moved += 1
+        svc.board.progress(wave, svc.waves.counts(wave.id), None)
+    return moved
 
 
 def finish_if_done(svc: WaveServices, wave_id: str) -> Wave | None:

@@ -243,6 +243,16 @@ class WaveStore:
             )
         return _to_item(row) if row is not None else None
 
+    def item_for_request(self, request_id: str) -> WaveItem | None:
+        """The wave item whose write is the request ``request_id``, or None (a single request)."""
+        with self.store.connection() as conn:
+            row = (
+                conn.execute(select(_ITEMS).where(_ITEMS.c.request_id == request_id))
+                .mappings()
+                .first()
+            )
+        return _to_item(row) if row is not None else None
+
     def find_item(self, wave_id: str, address: str) -> WaveItem | None:
         """The wave's item handed over at ``address`` (compared without case), or None."""
         stmt = (

@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from bot.directories.demo import build_demo_directories
+from bot.domain import AuditNote
 from bot.errors import DirectoryUnavailable
 from bot.rules.requests import RequestState
+from bot.rules.waves import ItemState, WaveEvent
 from bot.services.check import Directories
 from bot.services.requests import (
     Outcome,
@@ -21,7 +23,9 @@ from bot.services.requests import (
     recover_stuck_reverts,
     revert_request,
 )
+from bot.services.waves import NoWaveBoard, WaveServices, follow_requests
 from bot.store.repository import Store
+from bot.store.waves import WaveStore
 from tests.unit.test_request_services import (
     APPROVER,
     GROUP_MEMBER,
@@ -227,3 +231,53 @@ def test_an_unsettled_revert_that_never_reached_ad_is_handed_back_and_can_be_ret
     again = revert_request(svc, request.id, APPROVER, Team())
     assert again.outcome is Outcome.REVERTED, again.message
     assert ad_user(ad, "paul.primary").mail == original.mail
+
+
+def test_a_wave_item_follows_its_revert_settled_by_the_sweep(services) -> None:
+    svc, ad, _ = services
+    request = approved(svc, ADDRESS)
+    waves = WaveStore(svc.store)
+    scan, _ = svc.store.start_scan(APPROVER)
+    wave = waves.create_wave(
+        scan_id=scan.id,
+        requester_id="UREQ",
+        reason="r",
+        criteria={},
+        items=[
+            {
+                "address": ADDRESS,
+                "cloud_user_id": request.cloud_user_id,
+                "cloud_upn": ADDRESS,
+                "onprem_dn": request.onprem_dn,
+                "plan": {},
+                "creates": False,
+            }
+        ],
+        audit=AuditNote(WaveEvent.REQUESTED, "UREQ"),
+    )
+    for source, target, event in (
+        (ItemState.PENDING, ItemState.APPLYING, WaveEvent.ITEM_APPLYING),
+        (ItemState.APPLYING, ItemState.APPLIED, WaveEvent.ITEM_APPLIED),
+        (ItemState.APPLIED, ItemState.TIMEOUT, WaveEvent.ITEM_TIMEOUT),  # the wave is done
+    ):
+        assert waves.transition_item(wave.id, 0, [source], target, event, None) is not None
+    waves.set_item_fields(wave.id, 0, request_id=request.id)
+
+    down = _drop_ad(ad, write_lands=True)
+    revert_request(svc, request.id, APPROVER, Team())
+    down["down"] = False
+    svc.clock.now += timedelta(minutes=11)
+    settled = [r.request for r in recover_stuck_reverts(svc) if r.request is not None]
+
+    shown: list[str] = []
+
+    class Board(NoWaveBoard):
+        def progress(self, wave: Any, counts: Any, note: str | None) -> None:
+            shown.append(wave.id)
+
+    wave_svc = WaveServices(requests=svc, waves=waves, board=Board())
+    assert follow_requests(wave_svc, settled) == 1
+    item = waves.get_item(wave.id, 0)
+    assert item is not None and item.state is ItemState.REVERTED
+    assert shown == [wave.id]
+    assert follow_requests(wave_svc, settled) == 0  # once
