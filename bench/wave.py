@@ -42,7 +42,7 @@ from bot.services.check import Directories
 from bot.services.requests import RequestServices
 from bot.services.waves import WaveServices, poll_wave
 from bot.settings import Settings
-from bot.slack_views.waves import FIELD_REASON, WaveActionId
+from bot.slack_views.ids import FIELD_REASON, WaveActionId
 from bot.store.repository import Store
 from bot.store.waves import WaveStore
 from tests.support.graph_emulator import GraphEmulator, LdapParams

@@ -35,7 +35,7 @@ from bot.services.waves import (
     stop_wave,
 )
 from bot.slack_views.blocks import VIEW_BLOCK_LIMIT, Block, message_blocks
-from bot.slack_views.waves import (
+from bot.slack_views.ids import (
     CREATIONS_VALUE,
     FIELD_CREATIONS,
     FIELD_DOMAIN,
@@ -44,9 +44,11 @@ from bot.slack_views.waves import (
     FIELD_REASON,
     FIELD_REJECT_REASON,
     FIELD_REVERT_ADDRESS,
+    WaveActionId,
+)
+from bot.slack_views.waves import (
     HOME_WAVES,
     OPEN_WAVE_STATES,
-    WaveActionId,
     approval_blocks,
     approval_text,
     home_wave_blocks,

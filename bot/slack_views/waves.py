@@ -4,36 +4,20 @@ the result. Buttons carry only the wave id (or the scan id); everything else is 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import StrEnum
 
 from bot.rules.waves import ItemState, Wave, WaveItem, WaveState
 from bot.slack_views.blocks import Block, channel_link, escape, mention
-
-
-class WaveActionId(StrEnum):
-    """Button action ids and the modal's callback id of waves."""
-
-    OPEN = "smtpmatch_wave_open"  # value: the scan id
-    APPROVE = "smtpmatch_wave_approve"  # value: the wave id
-    REJECT = "smtpmatch_wave_reject"  # value: the wave id
-    REVERT = "smtpmatch_wave_revert"  # value: the wave id (its not-yet-matched items)
-    REVERT_ONE = "smtpmatch_wave_revert_one"  # value: the wave id (opens the address modal)
-    STOP = "smtpmatch_wave_stop"  # value: the wave id (skip every user not yet written)
-    RESUME = "smtpmatch_wave_resume"  # value: the wave id (a paused wave, now)
-    SUBMIT = "smtpmatch_wave_submit"  # the picker modal's callback id
-    REVERT_ONE_SUBMIT = "smtpmatch_wave_revert_one_submit"  # the revert-one modal's callback id
-    REJECT_SUBMIT = "smtpmatch_wave_reject_submit"  # the rejection modal's callback id
-
-
-#: Block ids (and action ids) of the modal's inputs.
-FIELD_DOMAIN = "wave_domain"
-FIELD_OU = "wave_ou"
-FIELD_LIMIT = "wave_limit"
-FIELD_CREATIONS = "wave_creations"
-FIELD_REASON = "wave_reason"
-FIELD_REVERT_ADDRESS = "wave_revert_address"
-FIELD_REJECT_REASON = "wave_reject_reason"
-CREATIONS_VALUE = "include"
+from bot.slack_views.ids import (
+    CREATIONS_VALUE,
+    FIELD_CREATIONS,
+    FIELD_DOMAIN,
+    FIELD_LIMIT,
+    FIELD_OU,
+    FIELD_REASON,
+    FIELD_REJECT_REASON,
+    FIELD_REVERT_ADDRESS,
+    WaveActionId,
+)
 
 
 def _section(text: str) -> Block:

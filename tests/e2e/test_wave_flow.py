@@ -26,7 +26,7 @@ from bot.rules.waves import ItemState, Wave, WaveState
 from bot.server import build_bot, build_http_app
 from bot.services.check import Directories
 from bot.settings import SyncTrigger
-from bot.slack_views.waves import (
+from bot.slack_views.ids import (
     FIELD_LIMIT,
     FIELD_REASON,
     FIELD_REJECT_REASON,

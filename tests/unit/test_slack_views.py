@@ -13,8 +13,7 @@ from bot.rules.waves import ItemState, Wave, WaveState
 from bot.services.check import Directories, check_match
 from bot.slack_views import waves as wave_views
 from bot.slack_views.blocks import approval_blocks, home_view, report_blocks
-from bot.slack_views.ids import ActionId
-from bot.slack_views.waves import WaveActionId
+from bot.slack_views.ids import ActionId, WaveActionId
 from bot.store.repository import MatchRequest
 
 
@@ -229,11 +228,19 @@ def test_a_watched_wave_offers_revert_one_and_a_confirmed_revert_of_the_unmatche
     assert revert_all["text"]["text"] == "Revert 2 not-yet-matched"
     assert "2 users" in revert_all["confirm"]["text"]["text"]
     assert all(e["value"] == "w1" for b in blocks if b["type"] == "actions" for e in b["elements"])
-    # Nothing to revert once every written user matched; no buttons while applying.
+    # Nothing to revert once every written user matched.
     matched = counts | {ItemState.APPLIED: 0, ItemState.MATCHED: 3}
     assert action_ids(wave_views.progress_blocks(a_wave(state=WaveState.DONE), matched, None)) == []
+    # While it applies only the brake (confirmed); a paused wave can also be resumed now, and
+    # its pause note stays on every update.
     applying = wave_views.progress_blocks(a_wave(state=WaveState.APPLYING), counts, None)
-    assert action_ids(applying) == []
+    assert action_ids(applying) == [WaveActionId.STOP]
+    assert "confirm" in applying[-1]["elements"][0]
+    paused = wave_views.progress_blocks(
+        a_wave(state=WaveState.PAUSED, note="Active Directory could not be reached"), counts, None
+    )
+    assert action_ids(paused) == [WaveActionId.RESUME, WaveActionId.STOP]
+    assert "could not be reached" in flat(paused)
 
 
 def test_wave_modals_and_the_rejection_dm_show_values_literally() -> None:
