@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 from bot.scan.model import ScanResult
 from bot.scan.render import render_csv
 from bot.services.requests import is_approver
-from bot.services.scan import begin_scan, complete_scan, latest_scan
+from bot.services.scan import abandon_scan, begin_scan, complete_scan, latest_scan, place_scan
 from bot.slack_views.blocks import Block
 from bot.slack_views.scan import (
     home_blocks,
@@ -94,11 +94,11 @@ def _start(user: str, channel: str, respond: Respond, client: WebClient, ctx: Bo
         try:
             where, ts = _post_progress(client, channel, user)
         except Exception:
-            scans.store.fail_scan(scan.id, "the progress message could not be posted")
+            abandon_scan(scans, scan.id, "the progress message could not be posted")
             raise
-        scans.store.set_scan_message(scan.id, where, ts)
+        place_scan(scans, scan.id, where, ts)
         if not ctx.scan_pool.submit(_run, scan.id, user, where, ts, client, ctx):
-            scans.store.fail_scan(scan.id, "the bot is busy")
+            abandon_scan(scans, scan.id, "the bot is busy")
             client.chat_update(channel=where, ts=ts, text=BUSY, blocks=[])
 
     run_telling_faults(reply, "the whole-tenant scan", work)

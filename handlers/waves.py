@@ -32,7 +32,9 @@ from bot.services.waves import (
     revert_address,
     revert_wave,
     run_wave,
+    show_progress,
     stop_wave,
+    waves_for_home,
 )
 from bot.slack_views.blocks import VIEW_BLOCK_LIMIT, Block, message_blocks
 from bot.slack_views.ids import (
@@ -48,7 +50,6 @@ from bot.slack_views.ids import (
 )
 from bot.slack_views.waves import (
     HOME_WAVES,
-    OPEN_WAVE_STATES,
     approval_blocks,
     approval_text,
     home_wave_blocks,
@@ -166,12 +167,7 @@ def with_waves(view: Block, ctx: BotContext, user: str, *, is_approver: bool) ->
     user's own waves for anyone else."""
     if ctx.waves is None:
         return view
-    store = ctx.waves.waves
-    shown = (
-        store.list_waves(states=OPEN_WAVE_STATES, limit=HOME_WAVES)
-        if is_approver
-        else store.list_waves(requester_id=user, limit=HOME_WAVES)
-    )
+    shown = waves_for_home(ctx.waves, user, is_approver=is_approver, limit=HOME_WAVES)
     section = home_wave_blocks(shown, is_approver=is_approver)
     if not section:
         return view
@@ -293,7 +289,7 @@ def _decision(
             result = approve_wave(waves, wave_id, user, team)
             if result.outcome is WaveOutcome.APPROVED:
                 if result.wave is not None:  # the progress message first, then the run
-                    waves.board.progress(result.wave, waves.waves.counts(wave_id), None)
+                    show_progress(waves, wave_id)
                 if not ctx.wave_pool.submit(run_wave, waves, wave_id):
                     log.warning("wave %s approved; the pool is full, the watcher runs it", wave_id)
                 return
@@ -303,7 +299,7 @@ def _decision(
             _tell(respond, result.message)
             if result.wave is None:
                 return
-            waves.board.progress(result.wave, waves.waves.counts(wave_id), None)
+            show_progress(waves, wave_id)
             if result.wave.state is WaveState.APPLYING:  # a paused wave: settle and go on
                 ctx.wave_pool.submit(run_wave, waves, wave_id)
         else:
@@ -314,9 +310,7 @@ def _decision(
                 respond,
                 f"Reverted {done} of {len(results)} items. {first if not done else ''}".strip(),
             )
-            wave = waves.waves.get_wave(wave_id)
-            if wave is not None:
-                waves.board.progress(wave, waves.waves.counts(wave_id), None)
+            show_progress(waves, wave_id)
 
     slot.run(run_telling_faults, reply, f"the wave {what}", work)
 
@@ -472,9 +466,7 @@ def handle_wave_revert_one_submission(
     def work() -> None:
         result = revert_address(waves, wave_id, typed, user, SlackTeamDirectory(client))
         dm(result.message, message_blocks(result.message))
-        wave = waves.waves.get_wave(wave_id)
-        if wave is not None:
-            waves.board.progress(wave, waves.waves.counts(wave_id), None)
+        show_progress(waves, wave_id)
 
     slot.run(run_telling_faults, dm, "the revert", work)
 

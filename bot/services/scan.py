@@ -198,6 +198,17 @@ def begin_scan(svc: ScanServices, requested_by: str) -> tuple[StoredScan, bool]:
     return svc.store.start_scan(requested_by)
 
 
+def place_scan(svc: ScanServices, scan_id: str, channel: str, ts: str) -> None:
+    """Record where the begun scan's progress message is (it becomes the summary)."""
+    svc.store.set_scan_message(scan_id, channel, ts)
+
+
+def abandon_scan(svc: ScanServices, scan_id: str, why: str) -> None:
+    """A begun scan that will not run (its message could not be posted, the bot is busy):
+    recorded as failed, so the one-scan lock is free again."""
+    svc.store.fail_scan(scan_id, why)
+
+
 def complete_scan(
     svc: ScanServices, scan_id: str, progress: Progress | None = None
 ) -> tuple[StoredScan, ScanResult]:
@@ -229,10 +240,12 @@ __all__ = [
     "ScanSource",
     "ScanStore",
     "Snapshot",
+    "abandon_scan",
     "begin_scan",
     "candidate_address",
     "complete_scan",
     "is_candidate",
     "latest_scan",
+    "place_scan",
     "run_scan",
 ]

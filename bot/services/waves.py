@@ -992,6 +992,25 @@ def revert_wave(
     ]
 
 
+def show_progress(svc: WaveServices, wave_id: str) -> None:
+    """Show the wave's progress message as it is now (after a decision taken in Slack)."""
+    wave = svc.waves.get_wave(wave_id)
+    if wave is not None:
+        svc.board.progress(wave, svc.waves.counts(wave_id), None)
+
+
+#: Waves that still need someone: a decision, a write, a pause, a sync.
+OPEN_WAVE_STATES = (WaveState.PENDING, WaveState.APPLYING, WaveState.PAUSED, WaveState.WATCHING)
+
+
+def waves_for_home(svc: WaveServices, user: str, *, is_approver: bool, limit: int) -> list[Wave]:
+    """What App Home lists: every open wave for approvers, the user's own waves for anyone
+    else (newest first)."""
+    if is_approver:
+        return svc.waves.list_waves(states=OPEN_WAVE_STATES, limit=limit)
+    return svc.waves.list_waves(requester_id=user, limit=limit)
+
+
 # -- reports -----------------------------------------------------------------------------------
 
 

@@ -355,9 +355,6 @@ def rejected_blocks(wave: Wave) -> list[Block]:
     return [_section(rejected_text(wave))]
 
 
-#: Waves that still need someone: a decision, a write, a pause, a sync.
-OPEN_WAVE_STATES = (WaveState.PENDING, WaveState.APPLYING, WaveState.PAUSED, WaveState.WATCHING)
-
 #: How many waves App Home lists.
 HOME_WAVES = 8
 
