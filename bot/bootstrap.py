@@ -24,7 +24,12 @@ from slack_sdk.http_retry.builtin_handlers import (
 from bot.domain import MatchRequest
 from bot.errors import ConfigurationError, DirectoryError
 from bot.log_format import reference_middleware
-from bot.metrics import instrument_directories, instrument_executor, instrument_store
+from bot.metrics import (
+    instrument_directories,
+    instrument_executor,
+    instrument_store,
+    instrument_wave_store,
+)
 from bot.rules.engine import Policy
 from bot.services.check import Directories
 from bot.services.requests import (
@@ -379,7 +384,7 @@ def build_bot(
     context.scans = build_scan_services(dirs, store)
     context.waves = WaveServices(
         requests=services,
-        waves=WaveStore(raw_store),
+        waves=instrument_wave_store(WaveStore(raw_store)),
         pace_per_minute=settings.smtpmatch_wave_writes_per_minute,
         board=SlackWaveBoard(client, settings.smtpmatch_approval_channel, context),
         trigger=sync.trigger,

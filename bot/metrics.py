@@ -32,6 +32,7 @@ from starlette.responses import Response
 from bot.errors import ConcurrentModification
 from bot.rules.checks import Verdict
 from bot.rules.requests import RequestState
+from bot.rules.waves import ItemState, WaveState
 from bot.services.check import Directories
 
 T = TypeVar("T")
@@ -96,6 +97,18 @@ QUEUE_DEPTH: Final = Gauge(
     ["pool"],
     registry=REGISTRY,
 )
+WAVES: Final = Counter(
+    "smtpmatch_waves",
+    "Waves (bulk hand-overs) entering a state (pending when asked, then each transition).",
+    ["state"],
+    registry=REGISTRY,
+)
+WAVE_ITEMS: Final = Counter(
+    "smtpmatch_wave_items",
+    "Users of waves entering a state (pending when the wave is asked, then each transition).",
+    ["state"],
+    registry=REGISTRY,
+)
 BUSY_REFUSALS: Final = Counter(
     "smtpmatch_busy_refusals",
     "Work refused because a worker pool was full (the user was told to try again).",
@@ -108,6 +121,10 @@ for _verdict in Verdict:
     CHECKS.labels(_verdict.value)
 for _state in RequestState:
     REQUESTS.labels(_state.value)
+for _wave_state in WaveState:
+    WAVES.labels(_wave_state.value)
+for _item_state in ItemState:
+    WAVE_ITEMS.labels(_item_state.value)
 
 
 # -- recorders the services call ---------------------------------------------------------------
@@ -229,11 +246,15 @@ def instrument(port: T, directory: str) -> T:
 
 
 class _RecordingStore:
-    """Counts request states and sync outcomes at the store, where the races are decided: only
-    the replica whose compare-and-set won records the change, so nothing is counted twice."""
+    """Counts state changes at the store, where the races are decided: only the replica whose
+    compare-and-set won records the change, so nothing is counted twice. ``recorders`` maps a
+    store method's name to a wrapper that records what the call returned."""
 
-    def __init__(self, target: Any) -> None:
+    def __init__(
+        self, target: Any, recorders: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]]
+    ) -> None:
         object.__setattr__(self, "_target", target)
+        object.__setattr__(self, "_recorders", recorders)
 
     @property  # type: ignore[misc]
     def __class__(self) -> type:
@@ -242,7 +263,7 @@ class _RecordingStore:
     def __getattr__(self, name: str) -> Any:
         target = object.__getattribute__(self, "_target")
         value = getattr(target, name)
-        recorder = _STORE_RECORDERS.get(name)
+        recorder = object.__getattribute__(self, "_recorders").get(name)
         if recorder is None:
             return value
         return recorder(value)
@@ -308,7 +329,54 @@ def instrument_store(store: T) -> T:
     """Wrap the store so that request states and sync outcomes are counted when they change."""
     if isinstance(store, _RecordingStore):
         return store
-    return cast(T, _RecordingStore(store))
+    return cast(T, _RecordingStore(store, _STORE_RECORDERS))
+
+
+def _after_create_wave(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        wave = fn(*args, **kwargs)
+        WAVES.labels(str(wave.state)).inc()
+        WAVE_ITEMS.labels(ItemState.PENDING.value).inc(wave.count)
+        return wave
+
+    return call
+
+
+def _after_wave_move(counter: Counter) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            moved = fn(*args, **kwargs)
+            if moved is not None:
+                counter.labels(str(moved.state)).inc()
+            return moved
+
+        return call
+
+    return wrap
+
+
+def _after_skip_pending(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        skipped = int(fn(*args, **kwargs))
+        WAVE_ITEMS.labels(ItemState.SKIPPED.value).inc(skipped)
+        return skipped
+
+    return call
+
+
+_WAVE_RECORDERS: Final[dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]]] = {
+    "create_wave": _after_create_wave,
+    "transition_wave": _after_wave_move(WAVES),
+    "transition_item": _after_wave_move(WAVE_ITEMS),
+    "skip_pending": _after_skip_pending,
+}
+
+
+def instrument_wave_store(store: T) -> T:
+    """Wrap the wave store so that wave and wave-item states are counted when they change."""
+    if isinstance(store, _RecordingStore):
+        return store
+    return cast(T, _RecordingStore(store, _WAVE_RECORDERS))
 
 
 def instrument_directories(dirs: Directories) -> Directories:

@@ -18,10 +18,12 @@ from starlette.routing import Route
 
 from bot import metrics
 from bot.directories.demo import DemoEntraDirectory, build_demo_directories
+from bot.domain import AuditNote
 from bot.errors import ConcurrentModification, DirectoryUnavailable
 from bot.ports import AttributeChange, ChangePlan
 from bot.rules.checks import Verdict
 from bot.rules.requests import RequestState
+from bot.rules.waves import ItemState, WaveEvent, WaveState
 from bot.services.check import Directories
 from bot.services.requests import (
     Outcome,
@@ -31,6 +33,7 @@ from bot.services.requests import (
     request_match,
 )
 from bot.store.repository import Store
+from bot.store.waves import WaveStore
 
 REQUESTER = "U0HELPDESK"
 APPROVER = "U0APPROVER"
@@ -312,3 +315,50 @@ def test_the_endpoint_serves_the_prometheus_text_format() -> None:
     assert checks["blocked"] >= 1
     # Only smtpmatch's own figures: not the library's default process collectors.
     assert all(name.startswith("smtpmatch_") for name in families)
+
+
+def test_wave_and_wave_item_states_are_counted_once_when_their_compare_and_set_wins(
+    store: Store,
+) -> None:
+    waves = metrics.instrument_wave_store(WaveStore(store))
+    scan, _ = store.start_scan(APPROVER)
+
+    def item(n: int) -> dict[str, object]:
+        return {
+            "address": f"u{n}@contoso.com",
+            "cloud_user_id": f"id-{n}",
+            "cloud_upn": f"u{n}@contoso.com",
+            "onprem_dn": f"CN=u{n},DC=contoso,DC=com",
+            "plan": {},
+            "creates": False,
+        }
+
+    def items(state: ItemState) -> float:
+        return value("smtpmatch_wave_items_total", state=state.value)
+
+    before = {s: items(s) for s in ItemState}
+    waves_before = {s: value("smtpmatch_waves_total", state=s.value) for s in WaveState}
+    wave = waves.create_wave(
+        scan_id=scan.id,
+        requester_id=REQUESTER,
+        reason="r",
+        criteria={},
+        items=[item(n) for n in range(3)],
+        audit=AuditNote(WaveEvent.REQUESTED, REQUESTER),
+    )
+    assert items(ItemState.PENDING) == before[ItemState.PENDING] + 3
+    for _ in range(2):  # the second claim loses and is not counted
+        waves.transition_item(
+            wave.id, 0, [ItemState.PENDING], ItemState.APPLYING, WaveEvent.ITEM_APPLYING
+        )
+    assert items(ItemState.APPLYING) == before[ItemState.APPLYING] + 1
+    waves.transition_wave(
+        wave.id, [WaveState.PENDING], WaveState.APPLYING, audit=AuditNote(WaveEvent.APPROVED)
+    )
+    assert waves.skip_pending(wave.id, APPROVER, "stopped") == 2
+    assert items(ItemState.SKIPPED) == before[ItemState.SKIPPED] + 2
+    assert value("smtpmatch_waves_total", state="pending") == waves_before[WaveState.PENDING] + 1
+    assert value("smtpmatch_waves_total", state="applying") == waves_before[WaveState.APPLYING] + 1
+    text = metrics.render_metrics().decode()
+    for state in ItemState:
+        assert f'smtpmatch_wave_items_total{{state="{state.value}"}}' in text
