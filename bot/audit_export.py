@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
 from bot.actors import ACTOR_NAME
 from bot.bootstrap import open_store
+from bot.domain import AuditEvent
 from bot.errors import InvalidInput
 from bot.settings import load_settings
 
@@ -24,17 +26,38 @@ def parse_since(text: str | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def export_audit(*, since: str | None, fmt: str, out: TextIO) -> int:
+def of_wave(events: Sequence[AuditEvent], wave_id: str) -> list[AuditEvent]:
+    """The events of one wave: its own (their details name it) and every event of the match
+    requests its users' writes became (the wave's item events name their request)."""
+    own = [e for e in events if e.details.get("wave") == wave_id]
+    requests = {e.request_id for e in own if e.request_id}
+    return [e for e in events if e.details.get("wave") == wave_id or e.request_id in requests]
+
+
+def export_audit(
+    *,
+    since: str | None,
+    fmt: str,
+    out: TextIO,
+    request_id: str | None = None,
+    wave_id: str | None = None,
+) -> int:
     """Write the audit events (oldest first) to ``out``; returns the exit code.
 
     Read-only: the database is neither migrated nor created.
+
+    Args:
+        request_id: only the events of this match request.
+        wave_id: only the events of this wave (see :func:`of_wave`).
     """
     start = parse_since(since)
     store = open_store(load_settings(), read_only=True)
     try:
-        events = store.list_audit(since=start)
+        events = store.list_audit(since=start, request_id=request_id)
     finally:
         store.close()
+    if wave_id is not None:
+        events = of_wave(events, wave_id)
     rows = [
         {
             "id": e.id,

@@ -177,6 +177,10 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     audit.add_argument(
         "--format", choices=("json", "csv"), default="json", help="output format (default json)"
     )
+    audit.add_argument("--request", metavar="ID", help="only the events of this match request")
+    audit.add_argument(
+        "--wave", metavar="ID", help="only the events of this wave and of its users' requests"
+    )
     return parser, commands
 
 
@@ -350,7 +354,13 @@ def _run_audit(args: argparse.Namespace) -> int:
 
     parse_since(args.since)
     check_database(load_settings(), must_exist=True)
-    return export_audit(since=args.since, fmt=args.format, out=sys.stdout)
+    return export_audit(
+        since=args.since,
+        fmt=args.format,
+        out=sys.stdout,
+        request_id=args.request,
+        wave_id=args.wave,
+    )
 
 
 def _run_try(args: argparse.Namespace) -> int:

@@ -269,13 +269,28 @@ def test_a_wave_of_50_skips_the_5_that_changed_writes_45_once_and_reports_them_m
         assert len(progress) == 1 and "done" in progress[0].text
         store.close()
 
-    # `smtpmatch audit` has each item's outcome.
+    # `smtpmatch audit` has each item's outcome; `--wave` narrows it to this wave and the
+    # requests its users' writes became, `--request` to one of them.
     monkeypatch.setenv("SMTPMATCH_DATABASE_URL", world.store_url)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        assert main(["audit", "--format", "json"]) == 0
-    events = Counter(e["event"] for e in json.loads(out.getvalue()))
+
+    def audit(*extra: str) -> list[dict[str, Any]]:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(["audit", "--format", "json", *extra]) == 0
+        return list(json.loads(out.getvalue()))
+
+    everything = audit()
+    events = Counter(e["event"] for e in everything)
     assert events["wave_item_matched"] == 45 and events["wave_item_skipped"] == 5
+    _, wave = the_wave(world)
+    of_wave = audit("--wave", wave.id)
+    assert Counter(e["event"] for e in of_wave)["applied"] == 45
+    assert Counter(e["event"] for e in of_wave)["wave_item_matched"] == 45
+    one = next(e["request_id"] for e in of_wave if e["event"] == "applied")
+    of_request = audit("--request", one)
+    assert of_request and {e["request_id"] for e in of_request} == {one}
+    assert "applied" in [e["event"] for e in of_request]
+    assert audit("--wave", "no-such-wave") == []
 
 
 def test_a_restart_mid_wave_finishes_without_writing_twice_and_one_item_reverts(

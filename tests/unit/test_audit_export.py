@@ -5,10 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import UTC, datetime
 
 import pytest
+from pydantic import JsonValue
 
+from bot.audit_export import of_wave
 from bot.cli import main
+from bot.domain import AuditEvent
 from bot.store.repository import Store
 
 
@@ -66,3 +70,21 @@ def test_export_never_migrates_an_older_database(tmp_path, monkeypatch, capsys) 
     assert [r["event"] for r in json.loads(capsys.readouterr().out)] == ["checked"]
     with Store(url) as reopened:
         assert reopened.schema_revision() == "0002"
+
+
+def test_a_wave_filter_keeps_the_wave_and_its_users_requests_only() -> None:
+    at = datetime(2026, 11, 30, tzinfo=UTC)
+
+    def event(n: int, name: str, request: str | None, **details: JsonValue) -> AuditEvent:
+        return AuditEvent(n, at, name, request, "U1", dict(details))
+
+    events = [
+        event(1, "wave_requested", None, wave="W1"),
+        event(2, "checked", None, address="x@contoso.com"),
+        event(3, "applied", "R1", dn="CN=Ann"),  # before its item event: still the wave's
+        event(4, "wave_item_applied", "R1", wave="W1", position=0),
+        event(5, "applied", "R2", dn="CN=Bob"),  # a single request
+        event(6, "wave_requested", None, wave="W2"),
+    ]
+    assert [e.id for e in of_wave(events, "W1")] == [1, 3, 4]
+    assert of_wave(events, "W3") == []
