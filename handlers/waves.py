@@ -63,6 +63,7 @@ from bot.slack_views.waves import (
     result_text,
     revert_one_modal,
 )
+from bot.workers import Slot
 from handlers.context import BUSY, BotContext, SlackTeamDirectory, run_telling_faults
 
 log = logging.getLogger("smtpmatch.handlers")
@@ -209,6 +210,32 @@ def _field(values: Mapping[str, Any], block: str) -> Any:
     return (values.get(block) or {}).get(block) or {}
 
 
+def _accept(
+    ack: Ack, ctx: BotContext, errors: dict[str, str], field: str
+) -> tuple[WaveServices, Slot] | None:
+    """A wave modal was sent: keep it open with ``errors`` (``field`` names what blocks it
+    when waves are off or the bot is busy), or close it and hand out a decision slot."""
+    if ctx.waves is None:
+        errors[field] = "Waves are not set up in this bot."
+    slot = None if errors else ctx.decisions.reserve()
+    if not errors and slot is None:
+        errors[field] = BUSY
+    if errors or slot is None or ctx.waves is None:
+        ack(response_action="errors", errors=errors)
+        return None
+    ack()
+    return ctx.waves, slot
+
+
+def _direct(client: WebClient, user: str) -> Callable[[str, list[Block]], None]:
+    """Tell ``user`` by direct message (a closed modal has nowhere else to answer)."""
+
+    def dm(text: str, blocks: list[Block]) -> None:
+        client.chat_postMessage(channel=user, text=text, blocks=blocks)
+
+    return dm
+
+
 def handle_wave_submission(
     ack: Ack, body: Mapping[str, Any], client: WebClient, ctx: BotContext
 ) -> None:
@@ -223,21 +250,13 @@ def handle_wave_submission(
         errors[FIELD_REASON] = "Say why this wave is needed."
     if limit_text and (not limit_text.isdigit() or int(limit_text) < 1):
         errors[FIELD_LIMIT] = "A whole number, 1 or more."
-    if ctx.waves is None:
-        errors[FIELD_REASON] = "Waves are not set up in this bot."
-    slot = None if errors else ctx.decisions.reserve()
-    if not errors and slot is None:
-        errors[FIELD_REASON] = BUSY
-    if errors or slot is None:
-        ack(response_action="errors", errors=errors)
+    accepted = _accept(ack, ctx, errors, FIELD_REASON)
+    if accepted is None:
         return
-    ack()
-    waves, user = ctx.waves, _user(body)
-    assert waves is not None
+    waves, slot = accepted
+    user = _user(body)
+    dm = _direct(client, user)
     ticked = _field(values, FIELD_CREATIONS).get("selected_options") or []
-
-    def dm(text: str, blocks: list[Block]) -> None:
-        client.chat_postMessage(channel=user, text=text, blocks=blocks)
 
     def work() -> None:
         result = create_wave(
@@ -375,20 +394,12 @@ def handle_wave_reject_submission(
     errors: dict[str, str] = {}
     if not reason:
         errors[FIELD_REJECT_REASON] = "Say why the wave is rejected: its requester is told."
-    if ctx.waves is None:
-        errors[FIELD_REJECT_REASON] = "Waves are not set up in this bot."
-    slot = None if errors else ctx.decisions.reserve()
-    if not errors and slot is None:
-        errors[FIELD_REJECT_REASON] = BUSY
-    if errors or slot is None:
-        ack(response_action="errors", errors=errors)
+    accepted = _accept(ack, ctx, errors, FIELD_REJECT_REASON)
+    if accepted is None:
         return
-    ack()
-    waves, user, wave_id = ctx.waves, _user(body), str(view.get("private_metadata") or "")
-    assert waves is not None
-
-    def dm(text: str, blocks: list[Block]) -> None:
-        client.chat_postMessage(channel=user, text=text, blocks=blocks)
+    waves, slot = accepted
+    user, wave_id = _user(body), str(view.get("private_metadata") or "")
+    dm = _direct(client, user)
 
     def work() -> None:
         result = reject_wave(waves, wave_id, user, SlackTeamDirectory(client), reason)
@@ -448,20 +459,12 @@ def handle_wave_revert_one_submission(
         parse_address(typed)
     except InvalidInput as exc:
         errors[FIELD_REVERT_ADDRESS] = str(exc)[:150]
-    if ctx.waves is None:
-        errors[FIELD_REVERT_ADDRESS] = "Waves are not set up in this bot."
-    slot = None if errors else ctx.decisions.reserve()
-    if not errors and slot is None:
-        errors[FIELD_REVERT_ADDRESS] = BUSY
-    if errors or slot is None:
-        ack(response_action="errors", errors=errors)
+    accepted = _accept(ack, ctx, errors, FIELD_REVERT_ADDRESS)
+    if accepted is None:
         return
-    ack()
-    waves, user, wave_id = ctx.waves, _user(body), str(view.get("private_metadata") or "")
-    assert waves is not None
-
-    def dm(text: str, blocks: list[Block]) -> None:
-        client.chat_postMessage(channel=user, text=text, blocks=blocks)
+    waves, slot = accepted
+    user, wave_id = _user(body), str(view.get("private_metadata") or "")
+    dm = _direct(client, user)
 
     def work() -> None:
         result = revert_address(waves, wave_id, typed, user, SlackTeamDirectory(client))

@@ -772,17 +772,7 @@ def recover_stuck_reverts(svc: RequestServices) -> list[Result]:
         came_from = RequestState(str(started[-1].details.get("from"))) if started else None
         if written is _Written.AFTER:
             details = plan_to_dict(inverse) | {"note": "confirmed by a re-read after an outage"}
-            reverted = svc.store.transition(
-                request.id,
-                [RequestState.REVERTING],
-                RequestState.REVERTED,
-                audit=AuditNote(E.REVERTED, actor, details),
-                decided_by=actor,
-                decided_at=svc.clock(),
-            )
-            result = Result(
-                Outcome.REVERTED, request=reverted, message="Reverted: the old values are back."
-            )
+            result = _record_reverted(svc, request.id, actor, details, "the old values are back")
         else:
             why = (
                 "The revert did not reach Active Directory; the request can be reverted again."
@@ -864,15 +854,29 @@ def revert_request(
         if written is not _Written.AFTER:
             return _revert_outage(svc, claimed, actor, came_from, exc)
         restored = inverse
+    return _record_reverted(
+        svc, request_id, actor, plan_to_dict(restored), "the old values are back"
+    )
+
+
+def _record_reverted(
+    svc: RequestServices,
+    request_id: str,
+    actor: str | None,
+    details: dict[str, JsonValue],
+    what: str,
+) -> Result:
+    """The revert happened in AD: the claim ends in ``reverted``, with what was restored in
+    its audit event (the write and its event cannot disagree)."""
     reverted = svc.store.transition(
         request_id,
-        [claim],
+        [RequestState.REVERTING],
         RequestState.REVERTED,
-        audit=AuditNote(E.REVERTED, actor, plan_to_dict(restored)),
+        audit=AuditNote(E.REVERTED, actor, details),
         decided_by=actor,
         decided_at=svc.clock(),
     )
-    return Result(Outcome.REVERTED, request=reverted, message="Reverted: the old values are back.")
+    return Result(Outcome.REVERTED, request=reverted, message=f"Reverted: {what}.")
 
 
 def _release_revert(
@@ -917,18 +921,12 @@ def _revert_creation(
         )
     except DirectoryError as exc:
         return _revert_outage(svc, request, actor, came_from, exc)
-    details = {"action": "delete", "dn": request.onprem_dn, "guid": str(guid)}
-    reverted = svc.store.transition(
-        request.id,
-        [RequestState.REVERTING],
-        RequestState.REVERTED,
-        audit=AuditNote(E.REVERTED, actor, details),
-        decided_by=actor,
-        decided_at=svc.clock(),
-    )
-    return Result(
-        Outcome.REVERTED, request=reverted, message="Reverted: the created AD account was deleted."
-    )
+    details: dict[str, JsonValue] = {
+        "action": "delete",
+        "dn": request.onprem_dn,
+        "guid": str(guid),
+    }
+    return _record_reverted(svc, request.id, actor, details, "the created AD account was deleted")
 
 
 def _bound_now(svc: RequestServices, request: MatchRequest) -> bool:

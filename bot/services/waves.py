@@ -303,6 +303,13 @@ def _authorize(
     return wave
 
 
+def _stale(svc: WaveServices, wave_id: str) -> WaveResult:
+    """Someone else moved the wave first (a second click, a stale button): say where it is."""
+    current = svc.waves.get_wave(wave_id)
+    state = current.state if current else "gone"
+    return WaveResult(WaveOutcome.STALE, wave=current, message=f"This wave is already {state}.")
+
+
 def approve_wave(svc: WaveServices, wave_id: str, actor: str, team: TeamDirectory) -> WaveResult:
     """An approver approves all: one compare-and-set ``pending`` → ``applying`` (a second
     click finds the wave taken). The caller then runs :func:`run_wave` on an executor."""
@@ -318,9 +325,7 @@ def approve_wave(svc: WaveServices, wave_id: str, actor: str, team: TeamDirector
         decided_at=svc.clock(),
     )
     if wave is None:
-        current = svc.waves.get_wave(wave_id)
-        state = current.state if current else "gone"
-        return WaveResult(WaveOutcome.STALE, wave=current, message=f"This wave is already {state}.")
+        return _stale(svc, wave_id)
     return WaveResult(WaveOutcome.APPROVED, wave=wave, message="Approved: the wave is applying.")
 
 
@@ -417,9 +422,7 @@ def resume_wave(svc: WaveServices, wave_id: str, actor: str, team: TeamDirectory
         note=None,
     )
     if resumed is None:
-        current = svc.waves.get_wave(wave_id)
-        state = current.state if current else "gone"
-        return WaveResult(WaveOutcome.STALE, wave=current, message=f"This wave is {state}.")
+        return _stale(svc, wave_id)
     return WaveResult(WaveOutcome.RESUMED, wave=resumed, message="Resumed.")
 
 
@@ -440,9 +443,7 @@ def reject_wave(
         note=reason,
     )
     if wave is None:
-        current = svc.waves.get_wave(wave_id)
-        state = current.state if current else "gone"
-        return WaveResult(WaveOutcome.STALE, wave=current, message=f"This wave is already {state}.")
+        return _stale(svc, wave_id)
     return WaveResult(WaveOutcome.REJECTED, wave=wave, message="Rejected.")
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pydantic import JsonValue
+
 from bot.rules.waves import ItemState, Wave, WaveItem, WaveState
 from bot.slack_views.blocks import Block, channel_link, escape, mention
 from bot.slack_views.ids import (
@@ -67,63 +69,81 @@ def open_button_blocks(scan_id: str) -> list[Block]:
     ]
 
 
-def _text_input(block: str, label: str, hint: str, *, optional: bool = True) -> Block:
-    return {
+def _text_input(
+    block: str,
+    label: str,
+    hint: str | None = None,
+    *,
+    optional: bool = True,
+    multiline: bool = False,
+    max_length: int = 500,
+) -> Block:
+    element: Block = {"type": "plain_text_input", "action_id": block, "max_length": max_length}
+    if multiline:
+        element["multiline"] = True
+    field: Block = {
         "type": "input",
         "block_id": block,
         "optional": optional,
         "label": {"type": "plain_text", "text": label},
-        "hint": {"type": "plain_text", "text": hint},
-        "element": {"type": "plain_text_input", "action_id": block, "max_length": 500},
+        "element": element,
+    }
+    if hint:
+        field["hint"] = {"type": "plain_text", "text": hint}
+    return field
+
+
+def _modal(
+    callback: WaveActionId, metadata: str, title: str, submit: str, blocks: list[Block]
+) -> Block:
+    """A wave modal: ``metadata`` (the scan or wave id) comes back with the submission."""
+    shown: list[JsonValue] = [*blocks]
+    return {
+        "type": "modal",
+        "callback_id": str(callback),
+        "private_metadata": metadata,
+        "title": {"type": "plain_text", "text": title},
+        "submit": {"type": "plain_text", "text": submit},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": shown,
     }
 
 
 def picker_modal(scan_id: str) -> Block:
     """The requester picks the wave: subset fields, creations (unticked), the reason."""
-    return {
-        "type": "modal",
-        "callback_id": str(WaveActionId.SUBMIT),
-        "private_metadata": scan_id,
-        "title": {"type": "plain_text", "text": "Hand over a wave"},
-        "submit": {"type": "plain_text", "text": "Ask approvers"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
+    creations: Block = {
+        "type": "input",
+        "block_id": FIELD_CREATIONS,
+        "optional": True,
+        "label": {"type": "plain_text", "text": "Creations"},
+        "element": {
+            "type": "checkboxes",
+            "action_id": FIELD_CREATIONS,
+            "options": [
+                {
+                    "text": {
+                        "type": "plain_text",
+                        "text": "Also create the missing AD accounts (needs_account)",
+                    },
+                    "value": CREATIONS_VALUE,
+                }
+            ],
+        },
+    }
+    return _modal(
+        WaveActionId.SUBMIT,
+        scan_id,
+        "Hand over a wave",
+        "Ask approvers",
+        [
             _section(f"Eligible users of scan `{escape(scan_id)}`; leave a field empty for all."),
             _text_input(FIELD_DOMAIN, "Address domain", "e.g. contoso.com"),
             _text_input(FIELD_OU, "AD OU", "e.g. OU=Sales,DC=corp,DC=example"),
             _text_input(FIELD_LIMIT, "At most this many users", "a whole number"),
-            {
-                "type": "input",
-                "block_id": FIELD_CREATIONS,
-                "optional": True,
-                "label": {"type": "plain_text", "text": "Creations"},
-                "element": {
-                    "type": "checkboxes",
-                    "action_id": FIELD_CREATIONS,
-                    "options": [
-                        {
-                            "text": {
-                                "type": "plain_text",
-                                "text": "Also create the missing AD accounts (needs_account)",
-                            },
-                            "value": CREATIONS_VALUE,
-                        }
-                    ],
-                },
-            },
-            {
-                "type": "input",
-                "block_id": FIELD_REASON,
-                "label": {"type": "plain_text", "text": "Why is this wave needed?"},
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": FIELD_REASON,
-                    "multiline": True,
-                    "max_length": 500,
-                },
-            },
+            creations,
+            _text_input(FIELD_REASON, "Why is this wave needed?", optional=False, multiline=True),
         ],
-    }
+    )
 
 
 def _item_line(item: WaveItem) -> str:
@@ -259,32 +279,26 @@ def progress_blocks(wave: Wave, counts: dict[ItemState, int], note: str | None) 
 
 def revert_one_modal(wave_id: str) -> Block:
     """An approver names the one user of the wave to put back (by the address handed over)."""
-    return {
-        "type": "modal",
-        "callback_id": str(WaveActionId.REVERT_ONE_SUBMIT),
-        "private_metadata": wave_id,
-        "title": {"type": "plain_text", "text": "Revert one user"},
-        "submit": {"type": "plain_text", "text": "Revert"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
+    return _modal(
+        WaveActionId.REVERT_ONE_SUBMIT,
+        wave_id,
+        "Revert one user",
+        "Revert",
+        [
             _section(
                 f"Put back the old `mail` and `proxyAddresses` of one user of wave "
-                f"`{escape(wave_id)}`. Only a user Entra ID has not matched yet can be reverted; "
-                "the CSV in the wave's thread lists every address."
+                f"`{escape(wave_id, code=True)}`. Only a user Entra ID has not matched yet can "
+                "be reverted; the CSV in the wave's thread lists every address."
             ),
-            {
-                "type": "input",
-                "block_id": FIELD_REVERT_ADDRESS,
-                "label": {"type": "plain_text", "text": "The user's address"},
-                "hint": {"type": "plain_text", "text": "e.g. jane@contoso.com"},
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": FIELD_REVERT_ADDRESS,
-                    "max_length": 254,
-                },
-            },
+            _text_input(
+                FIELD_REVERT_ADDRESS,
+                "The user's address",
+                "e.g. jane@contoso.com",
+                optional=False,
+                max_length=254,
+            ),
         ],
-    }
+    )
 
 
 def result_text(wave: Wave, counts: dict[ItemState, int]) -> str:
@@ -317,28 +331,19 @@ def result_blocks(
 
 def reject_modal(wave_id: str) -> Block:
     """An approver says why the whole wave is turned down (the requester is told)."""
-    return {
-        "type": "modal",
-        "callback_id": str(WaveActionId.REJECT_SUBMIT),
-        "private_metadata": wave_id,
-        "title": {"type": "plain_text", "text": "Reject the wave"},
-        "submit": {"type": "plain_text", "text": "Reject"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
-            _section(f"Nothing of wave `{escape(wave_id)}` is written; its requester is told why."),
-            {
-                "type": "input",
-                "block_id": FIELD_REJECT_REASON,
-                "label": {"type": "plain_text", "text": "Why is it rejected?"},
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": FIELD_REJECT_REASON,
-                    "multiline": True,
-                    "max_length": 500,
-                },
-            },
+    return _modal(
+        WaveActionId.REJECT_SUBMIT,
+        wave_id,
+        "Reject the wave",
+        "Reject",
+        [
+            _section(
+                f"Nothing of wave `{escape(wave_id, code=True)}` is written; its requester is "
+                "told why."
+            ),
+            _text_input(FIELD_REJECT_REASON, "Why is it rejected?", optional=False, multiline=True),
         ],
-    }
+    )
 
 
 def rejected_text(wave: Wave) -> str:
