@@ -108,6 +108,13 @@ class SlackWaveBoard:
             initial_comment="Every user of the wave, with its AD object and planned action.",
         )
 
+    def rejected(self, wave: Wave) -> None:
+        """The approval message shows the rejection; the requester gets the reason by DM."""
+        self._show_approval(wave)
+        self._client.chat_postMessage(
+            channel=wave.requester_id, text=rejected_text(wave), blocks=rejected_blocks(wave)
+        )
+
     def _show_approval(self, wave: Wave) -> None:
         if not (wave.approval_channel and wave.approval_ts):
             return
@@ -403,15 +410,8 @@ def handle_wave_reject_submission(
 
     def work() -> None:
         result = reject_wave(waves, wave_id, user, SlackTeamDirectory(client), reason)
-        if result.outcome is not WaveOutcome.REJECTED or result.wave is None:
+        if result.outcome is not WaveOutcome.REJECTED:  # the board told the requester
             dm(result.message, message_blocks(result.message))
-            return
-        SlackWaveBoard(client, None, ctx)._show_approval(result.wave)
-        client.chat_postMessage(
-            channel=result.wave.requester_id,
-            text=rejected_text(result.wave),
-            blocks=rejected_blocks(result.wave),
-        )
 
     slot.run(run_telling_faults, dm, "the rejection", work)
 

@@ -112,6 +112,10 @@ class WaveBoard(Protocol):
         """The result: the team's summary with the per-user CSV, a DM to the requester."""
         ...
 
+    def rejected(self, wave: Wave) -> None:
+        """The approval message shows the rejection; the requester is told why."""
+        ...
+
 
 class NoWaveBoard:
     """No Slack: waves are stored and run, shown nowhere."""
@@ -123,6 +127,9 @@ class NoWaveBoard:
         """Nothing to update."""
 
     def finished(self, wave: Wave, counts: dict[ItemState, int], csv_text: str) -> None:
+        """Nothing to tell."""
+
+    def rejected(self, wave: Wave) -> None:
         """Nothing to tell."""
 
 
@@ -429,7 +436,7 @@ def resume_wave(svc: WaveServices, wave_id: str, actor: str, team: TeamDirectory
 def reject_wave(
     svc: WaveServices, wave_id: str, actor: str, team: TeamDirectory, reason: str
 ) -> WaveResult:
-    """An approver turns the whole wave down."""
+    """An approver turns the whole wave down; the board shows it and tells the requester."""
     checked = _authorize(svc, wave_id, actor, team, "reject")
     if isinstance(checked, WaveResult):
         return checked
@@ -444,6 +451,7 @@ def reject_wave(
     )
     if wave is None:
         return _stale(svc, wave_id)
+    svc.board.rejected(wave)
     return WaveResult(WaveOutcome.REJECTED, wave=wave, message="Rejected.")
 
 
