@@ -8,10 +8,12 @@ every rule are shared code, and a scan's verdict for an address is ``check``'s v
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from bot.errors import DirectoryError, InvalidInput
@@ -174,6 +176,10 @@ class ScanStore(Protocol):
         """The scan failed; nothing of it is kept but the reason."""
         ...
 
+    def beat_scan(self, scan_id: str) -> bool:
+        """The running scan's process is alive (False: not stored, and logged)."""
+        ...
+
     def get_scan(self, scan_id: str) -> StoredScan | None:
         """One scan."""
         ...
@@ -191,6 +197,9 @@ class ScanServices:
     dirs: Directories
     store: ScanStore
     source: Callable[[], ScanSource]
+    #: How often a running scan renews its heartbeat (the store takes a scan silent for ten
+    #: minutes to have died with its process).
+    heartbeat: timedelta = timedelta(minutes=1)
 
 
 def begin_scan(svc: ScanServices, requested_by: str) -> tuple[StoredScan, bool]:
@@ -209,6 +218,24 @@ def abandon_scan(svc: ScanServices, scan_id: str, why: str) -> None:
     svc.store.fail_scan(scan_id, why)
 
 
+@contextlib.contextmanager
+def _heartbeat(svc: ScanServices, scan_id: str) -> Iterator[None]:
+    """Renew the scan's heartbeat every ``svc.heartbeat`` while the body runs."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(svc.heartbeat.total_seconds()):
+            svc.store.beat_scan(scan_id)  # a missed beat (logged) only shortens the lock's life
+
+    beating = threading.Thread(target=beat, name=f"scan-heartbeat-{scan_id}", daemon=True)
+    beating.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beating.join()
+
+
 def complete_scan(
     svc: ScanServices, scan_id: str, progress: Progress | None = None
 ) -> tuple[StoredScan, ScanResult]:
@@ -218,7 +245,8 @@ def complete_scan(
         DirectoryError: a directory could not be read; the scan is marked failed.
     """
     try:
-        result = run_scan(svc.source(), svc.dirs.policy, progress=progress)
+        with _heartbeat(svc, scan_id):
+            result = run_scan(svc.source(), svc.dirs.policy, progress=progress)
     except Exception as exc:
         # Shown on App Home later: the directory's name, never its host or bind DN.
         shown = public_fault(exc) if isinstance(exc, DirectoryError) else "an unexpected fault"

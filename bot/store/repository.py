@@ -9,6 +9,7 @@ SQLite is for one process (several threads); PostgreSQL is for several replicas.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -23,6 +24,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import (
     Table,
+    and_,
     create_engine,
     event,
     func,
@@ -32,7 +34,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import URL, Connection, Engine, RowMapping, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from bot.actors import with_actor_name
@@ -65,10 +67,15 @@ __all__ = [
 ]
 
 #: The alembic scripts, found next to this module so an installed package migrates too.
+log = logging.getLogger("smtpmatch.store")
+
 MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
 
 #: How long a SQLite writer waits for another writer before giving up (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
+
+#: A running scan renews its heartbeat every minute; one silent this long died with its process.
+SCAN_STALE_AFTER: Final = timedelta(minutes=10)
 
 #: Key of the PostgreSQL advisory lock that serialises replicas migrating at the same start.
 _MIGRATION_LOCK_KEY: Final = 0x736D74706D617463  # "smtpmatc"
@@ -737,12 +744,12 @@ class Store:
     # -- whole-tenant scans --------------------------------------------------------------------
 
     def start_scan(
-        self, requested_by: str | None, *, stale_after: timedelta = timedelta(hours=2)
+        self, requested_by: str | None, *, stale_after: timedelta = SCAN_STALE_AFTER
     ) -> tuple[StoredScan, bool]:
         """Record a new running scan, unless one is running already (one at a time).
 
-        A running scan older than ``stale_after`` is taken to have died with its process and
-        is marked failed first.
+        A running scan whose heartbeat (or, before its first one, its start) is older than
+        ``stale_after`` is taken to have died with its process and is marked failed first.
 
         Returns:
             ``(the new scan, True)``, or ``(the scan already running, False)``.
@@ -751,7 +758,16 @@ class Store:
         with self._writer.begin() as conn:
             conn.execute(
                 update(_SCANS)
-                .where(_SCANS.c.running == 1, _SCANS.c.started_at < now - stale_after)
+                .where(
+                    _SCANS.c.running == 1,
+                    or_(
+                        _SCANS.c.heartbeat_at < now - stale_after,
+                        and_(
+                            _SCANS.c.heartbeat_at.is_(None),
+                            _SCANS.c.started_at < now - stale_after,
+                        ),
+                    ),
+                )
                 .values(
                     state=str(ScanState.FAILED),
                     running=None,
@@ -777,6 +793,25 @@ class Store:
                 # Another replica started one in between (the unique index on running).
                 raise ScanRunning() from None
         return _to_scan(values), True
+
+    def beat_scan(self, scan_id: str) -> bool:
+        """Renew a running scan's heartbeat (its process is alive).
+
+        Returns:
+            False when the database did not take it (logged here; a missed beat only
+            shortens the lock's life, so the scan goes on).
+        """
+        try:
+            with self._writer.begin() as conn:
+                conn.execute(
+                    update(_SCANS)
+                    .where(_SCANS.c.id == scan_id, _SCANS.c.running == 1)
+                    .values(heartbeat_at=self._clock())
+                )
+        except SQLAlchemyError as exc:
+            log.warning("scan %s: heartbeat not stored: %s", scan_id, exc)
+            return False
+        return True
 
     def set_scan_message(self, scan_id: str, channel: str, ts: str) -> None:
         """Remember where a scan's Slack progress message is."""

@@ -187,6 +187,8 @@ class ScanRow(Base):
     summary: Mapped[dict[str, JsonValue]] = mapped_column(JsonDoc)
     slack_channel: Mapped[str | None] = mapped_column(String(64))
     slack_ts: Mapped[str | None] = mapped_column(String(64))
+    #: Renewed while the scan runs (revision 0006): a stale one means its process died.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     __table_args__ = (
         Index("uq_scans_running", "running", unique=True),

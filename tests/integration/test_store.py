@@ -29,7 +29,7 @@ from bot.store.tables import BigId, JsonDoc, UtcDateTime
 from tests.support.postgres import PostgresStartError, ThrowawayPostgres
 
 S = RequestState
-HEAD = "0005"
+HEAD = "0006"
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 
 PLAN = ChangePlan(

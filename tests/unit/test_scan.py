@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from bot.cli import main
 from bot.directories.demo import build_demo_directories
@@ -18,8 +20,16 @@ from bot.scan.render import changes_between, render_changes, render_table
 from bot.scan.sources import DemoScanSource
 from bot.scan_cli import ProgressBar
 from bot.services.check import Directories, check_match
-from bot.services.scan import candidate_address, is_candidate, run_scan
+from bot.services.scan import (
+    ScanServices,
+    Snapshot,
+    candidate_address,
+    complete_scan,
+    is_candidate,
+    run_scan,
+)
 from bot.store.repository import Store
+from bot.store.tables import ScanRow
 
 JSON_KEYS = {"generated", "totals", "items"}
 ITEM_KEYS = {"address", "cloud", "onprem", "verdict", "failing", "warnings", "plan"}
@@ -204,6 +214,65 @@ class Terminal(io.StringIO):
 
     def isatty(self) -> bool:
         return True
+
+
+def test_a_running_scan_keeps_the_lock_while_its_heartbeat_is_fresh_and_loses_it_when_silent(
+    tmp_path: Path,
+) -> None:
+    clock = [datetime(2026, 11, 29, 9, tzinfo=UTC)]
+    store = Store(f"sqlite:///{tmp_path / 'scans.db'}", clock=lambda: clock[0])
+    store.migrate()
+    long_scan, _ = store.start_scan("U0APPROVER")
+    for _ in range(30):  # a long scan: 30 minutes, one beat a minute
+        clock[0] += timedelta(minutes=1)
+        assert store.beat_scan(long_scan.id)
+    current, started = store.start_scan("U0OTHER")
+    assert not started and current.id == long_scan.id
+
+    clock[0] += timedelta(minutes=9)  # silent, but not long enough
+    assert not store.start_scan("U0OTHER")[1]
+    clock[0] += timedelta(minutes=2)  # its process died: the lock is free
+    fresh, started = store.start_scan("U0OTHER")
+    assert started and fresh.id != long_scan.id
+    dead = store.get_scan(long_scan.id)
+    assert dead is not None and dead.state is ScanState.FAILED
+    assert store.get_scan(fresh.id).state is not ScanState.FAILED  # type: ignore[union-attr]
+    store.close()
+
+
+def test_a_scan_renews_its_heartbeat_while_it_runs(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'scans.db'}")
+    store.migrate()
+    onprem, cloud, policy = build_demo_directories()
+    scan, _ = store.start_scan("U0APPROVER")
+    beats = threading.Event()
+    real_beat = store.beat_scan
+
+    def beat(scan_id: str) -> bool:
+        stored = real_beat(scan_id)
+        beats.set()
+        return stored
+
+    class SlowSource(DemoScanSource):
+        def read(self) -> Snapshot:
+            assert beats.wait(10), "no heartbeat while the scan ran"
+            return super().read()
+
+    store.beat_scan = beat  # type: ignore[method-assign]
+    svc = ScanServices(
+        dirs=Directories(onprem, cloud, policy),
+        store=store,
+        source=lambda: SlowSource(onprem, cloud),
+        heartbeat=timedelta(milliseconds=20),
+    )
+    stored, _ = complete_scan(svc, scan.id)
+    assert stored.state is ScanState.DONE
+    with store.connection() as conn:
+        heartbeat = conn.execute(
+            select(ScanRow.heartbeat_at).where(ScanRow.id == scan.id)
+        ).scalar_one()
+    assert heartbeat is not None
+    store.close()
 
 
 def test_the_progress_bar_draws_on_a_terminal_and_stays_quiet_when_piped() -> None:
