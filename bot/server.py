@@ -10,7 +10,7 @@ from slack_sdk.errors import SlackApiError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from bot.bootstrap import Bot, build_bot, build_web_client
@@ -48,16 +48,20 @@ def build_http_app(bot: Bot) -> RequestGuard:
             headers={k: v[0] for k, v in bolt_response.headers.items()},
         )
 
-    # Readiness (schema current, directories answered once), liveness and metrics.
+    routes = [Route("/slack/events", events, methods=["POST"]), *_operator_routes(bot)]
+    # Oversized or malformed requests are refused before Bolt (or the body) is reached.
+    return guard(Starlette(routes=routes), bot.settings.smtpmatch_http_max_body_bytes)
+
+
+def _operator_routes(bot: Bot) -> list[Route]:
+    """Readiness (schema current, directories answered once), liveness and metrics: the same
+    in HTTP mode and, on a side server, in Socket Mode."""
     readiness = start_readiness(bot.services.store, bot.services.dirs, bot.stop_event)
-    routes = [
-        Route("/slack/events", events, methods=["POST"]),
+    return [
         Route("/healthz", readiness.endpoint, methods=["GET"]),
         Route("/healthz/live", liveness_endpoint, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
-    # Oversized or malformed requests are refused before Bolt (or the body) is reached.
-    return guard(Starlette(routes=routes), bot.settings.smtpmatch_http_max_body_bytes)
 
 
 def serve(*, http: bool, port: int | None, demo: bool) -> int:
@@ -77,7 +81,7 @@ def serve(*, http: bool, port: int | None, demo: bool) -> int:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
             log.info("smtpmatch serving in Socket Mode%s", " (demo directories)" if demo else "")
-            _serve_health_in_background(port)
+            _serve_health_in_background(bot, port)
             handler = SocketModeHandler(bot.app, settings.slack_app_token.get_secret_value())
             try:
                 handler.start()  # type: ignore[no-untyped-call]
@@ -93,13 +97,11 @@ def serve(*, http: bool, port: int | None, demo: bool) -> int:
     return 0
 
 
-def _serve_health_in_background(port: int) -> None:
-    """In Socket Mode there is no inbound HTTP, but the container healthcheck still needs one."""
+def _serve_health_in_background(bot: Bot, port: int) -> None:
+    """In Socket Mode there is no inbound HTTP from Slack, but probes, the container
+    healthcheck and Prometheus still need ``/healthz``, ``/healthz/live`` and ``/metrics``."""
     import uvicorn
 
-    async def healthz(_: Request) -> Response:
-        return JSONResponse({"status": "ok", "mode": "socket"})
-
-    app = Starlette(routes=[Route("/healthz", healthz, methods=["GET"])])
+    app = guard(Starlette(routes=_operator_routes(bot)), bot.settings.smtpmatch_http_max_body_bytes)
     config = uvicorn.Config(app, host="0.0.0.0", port=port, log_level="warning")  # noqa: S104
     threading.Thread(target=uvicorn.Server(config).run, name="healthz", daemon=True).start()

@@ -344,9 +344,18 @@ def test_serve_runs_in_socket_mode_when_an_app_token_is_set(
         health = served.healthz()
         payload = slash_command_payload(slack_api, "help", response_url_name="help")
         ack = slack_api.wait_for_ack(slack_api.send_envelope("slash_commands", payload))
+        # The side server is the operator's, as in HTTP mode: readiness (the database is
+        # migrated and both directories answered), liveness and metrics; no Slack endpoint.
+        base = f"http://127.0.0.1:{served.port}"
+        live = httpx.get(f"{base}/healthz/live", timeout=5)
+        scraped = httpx.get(f"{base}/metrics", timeout=5)
+        events = httpx.post(f"{base}/slack/events", content=b"{}", timeout=5)
 
-    assert health == {"status": "ok", "mode": "socket"}
+    assert health == {"status": "ok"}  # readiness, not merely "the process is up"
     assert ack.text == "smtpmatch help"
+    assert live.status_code == 200 and live.json() == {"status": "ok"}
+    assert scraped.status_code == 200 and "smtpmatch_checks_total" in scraped.text
+    assert events.status_code == 404
 
 
 @pytest.mark.parametrize(
