@@ -328,7 +328,7 @@ def test_slow_approvals_never_hold_up_a_check_and_a_full_bot_says_busy_losing_no
         # The third approval found both places taken: told at once, nothing started.
         busy = world.slack.wait_for(
             lambda c: c.method == "response_url" and "busy" in str(c.args.get("text")),
-            timeout=5,
+            timeout=30,
         )
         assert busy.args.get("response_type") == "ephemeral"
         assert slack.bot.services.store.get_request(ids[2]).state is RequestState.PENDING

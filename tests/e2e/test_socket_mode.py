@@ -135,7 +135,7 @@ def socket_bot(slack_api: FakeSlackApi, tmp_path: Path) -> Iterator[SocketModeBo
         handler = SocketModeHandler(bot.app, APP_TOKEN)
         handler.connect()
         try:
-            slack_api.wait_for_socket(timeout=10)
+            slack_api.wait_for_socket(timeout=30)
             yield SocketModeBot(bot, handler, slack_api)
         finally:
             close_handler(handler, slack_api)
@@ -166,7 +166,7 @@ def test_a_slash_command_is_acked_at_once_and_the_report_follows_at_the_response
 ) -> None:
     envelope_id = socket_bot.command(ELIGIBLE, name="check-jane")
 
-    ack = socket_bot.slack.wait_for_ack(envelope_id, timeout=5)
+    ack = socket_bot.slack.wait_for_ack(envelope_id, timeout=30)
     assert_prompt(ack)
     assert ack.text == f"Checking {ELIGIBLE} in Active Directory and Entra ID…"
     assert ack.payload is not None and ack.payload["response_type"] == "ephemeral"
@@ -182,7 +182,7 @@ def test_a_slash_command_is_acked_at_once_and_the_report_follows_at_the_response
 def test_help_is_answered_in_the_ack_itself(socket_bot: SocketModeBot) -> None:
     envelope_id = socket_bot.command("help", name="help")
 
-    ack = socket_bot.slack.wait_for_ack(envelope_id, timeout=5)
+    ack = socket_bot.slack.wait_for_ack(envelope_id, timeout=30)
 
     assert_prompt(ack)
     assert ack.text == "smtpmatch help"
@@ -195,7 +195,7 @@ def test_approve_on_an_unknown_request_by_a_non_approver_is_acked_and_refused(
 ) -> None:
     envelope_id = socket_bot.click(ActionId.APPROVE, "nope", OUTSIDER, name="approve-nope")
 
-    ack = socket_bot.slack.wait_for_ack(envelope_id, timeout=5)
+    ack = socket_bot.slack.wait_for_ack(envelope_id, timeout=30)
     assert_prompt(ack)
     assert ack.payload is None  # a bare ack: the refusal goes to the response_url
 
@@ -214,11 +214,11 @@ def test_the_bot_reconnects_when_slack_asks_it_to_refresh_and_keeps_answering(
 
     second = socket_bot.slack.wait_for_socket(timeout=10, count=2)
     envelope_id = socket_bot.command("help")
-    ack = socket_bot.slack.wait_for_ack(envelope_id, timeout=10)
+    ack = socket_bot.slack.wait_for_ack(envelope_id, timeout=30)
 
     first, reconnected = socket_bot.slack.sockets()
     assert reconnected is second and ack.connection == second.id
-    assert first.wait_closed(timeout=10)
+    assert first.wait_closed(timeout=30)
     assert [c.ok for c in socket_bot.slack.calls("apps.connections.open")] == [True, True]
 
 

@@ -171,11 +171,11 @@ def test_app_home_shows_nobody_elses_requests(run: Any) -> None:
             message_ts="1.1",
             block_id=block_id,
         )
-        bot.slack.wait_for("views.open", timeout=10)
+        bot.slack.wait_for("views.open", timeout=30)
         bot.driver.submit_view(
             CallbackId.REQUEST_REASON, REQUESTER, {REASON_BLOCK: {REASON_ACTION: "x"}}
         )
-        bot.slack.wait_for(lambda c: bool(bot.slack.messages(APPROVALS)), timeout=10)
+        bot.slack.wait_for(lambda c: bool(bot.slack.messages(APPROVALS)), timeout=30)
         [request] = bot.store.list_requests()
 
         homes = {}
@@ -240,14 +240,14 @@ def test_audit_events_record_the_actors_name_next_to_their_id(run: Any, capsys: 
             block_id=block_id,
             user_name="helpdesk.hannah",
         )
-        bot.slack.wait_for("views.open", timeout=10)
+        bot.slack.wait_for("views.open", timeout=30)
         bot.driver.submit_view(
             CallbackId.REQUEST_REASON,
             REQUESTER,
             {REASON_BLOCK: {REASON_ACTION: "x"}},
             user_name="helpdesk.hannah",
         )
-        bot.slack.wait_for(lambda c: bool(bot.slack.messages(APPROVALS)), timeout=10)
+        bot.slack.wait_for(lambda c: bool(bot.slack.messages(APPROVALS)), timeout=30)
         events = {e.event: e for e in bot.store.list_audit()}
     assert events["checked"].actor == REQUESTER
     assert events["checked"].details["actor_name"] == "helpdesk.hannah"
