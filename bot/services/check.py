@@ -5,17 +5,31 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Generic, TypeVar, cast
 
 from bot.errors import DirectoryError, DirectoryUnavailable, InvalidInput
-from bot.models import CloudUser, OnPremUser, Unknown, is_service_domain, smtp_values
-from bot.ports import CloudDirectory, OnPremDirectory
+from bot.models import (
+    CloudUser,
+    Holder,
+    OnPremUser,
+    RoleAssignment,
+    Tenant,
+    Unknown,
+    is_service_domain,
+    smtp_values,
+)
+from bot.ports import AccountNames, CloudDirectory, OnPremDirectory
 from bot.rules.address import parse_address, primary_smtp, same_address
 from bot.rules.checks import Report
 from bot.rules.engine import Facts, Policy, choose_target, evaluate
 from bot.rules.plan import cn_candidates, sam_candidates
 
 MAX_ONPREM_ID_LENGTH = 1024
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+D = TypeVar("D")
+V = TypeVar("V")
 
 
 @dataclass
@@ -44,6 +58,29 @@ def parse_onprem_id(text: str | None) -> str | None:
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
         raise InvalidInput("the AD account name contains control characters")
     return value
+
+
+@dataclass(frozen=True, eq=False)
+class _Key(Generic[T_co]):
+    """One named lookup of :func:`check_match`, whose result has type ``T_co`` (keys compare by
+    identity: starting a key again supersedes its earlier lookup)."""
+
+    name: str
+
+
+_CLOUD_USERS: _Key[Sequence[CloudUser]] = _Key("cloud_users")
+_ONPREM_USERS: _Key[Sequence[OnPremUser]] = _Key("onprem_users")
+_TENANT: _Key[Tenant] = _Key("tenant")
+_CLOUD_HOLDERS: _Key[Sequence[Holder] | Unknown] = _Key("cloud_holders")
+_ONPREM_HOLDERS: _Key[Sequence[Holder]] = _Key("onprem_holders")
+_MAILBOX: _Key[bool | Unknown] = _Key("mailbox")
+_ROLES: _Key[tuple[RoleAssignment, ...] | Unknown] = _Key("roles")
+_ANCHOR_OWNERS: _Key[Sequence[CloudUser]] = _Key("anchor_owners")
+_DELETED_ANCHOR_OWNERS: _Key[Sequence[CloudUser] | Unknown] = _Key("deleted_anchor_owners")
+_UPN_OWNER: _Key[CloudUser | None] = _Key("upn_owner")
+_CARRIED_HOLDERS: _Key[Sequence[Holder] | Unknown] = _Key("carried_holders")
+_LOOKALIKES: _Key[Sequence[OnPremUser]] = _Key("lookalikes")
+_ACCOUNT_NAMES: _Key[AccountNames] = _Key("account_names")
 
 
 def check_match(
@@ -77,11 +114,11 @@ def check_match(
     lookups = _Lookups(dirs.executor)
     cloud, onprem = dirs.cloud, dirs.onprem
 
-    lookups.start("cloud_users", cloud.find_users, address)
-    lookups.start("onprem_users", onprem.find_users, address, onprem_id)
-    lookups.start("tenant", cloud.tenant)
-    lookups.start("cloud_holders", cloud.find_holders, address)
-    lookups.start("onprem_holders", onprem.find_holders, address)
+    lookups.start(_CLOUD_USERS, cloud.find_users, address)
+    lookups.start(_ONPREM_USERS, onprem.find_users, address, onprem_id)
+    lookups.start(_TENANT, cloud.tenant)
+    lookups.start(_CLOUD_HOLDERS, cloud.find_holders, address)
+    lookups.start(_ONPREM_HOLDERS, onprem.find_holders, address)
     target: CloudUser | None = None
     ad_users: Sequence[OnPremUser] | None = None
 
@@ -89,12 +126,12 @@ def check_match(
         # Only when no AD user carries the address and none was named: is there a likely
         # account under another name? Started as soon as the cloud user is known, so it runs
         # alongside the AD lookup instead of after it.
-        if target is None or onprem_id is not None or "lookalikes" in lookups.started:
+        if target is None or onprem_id is not None or _LOOKALIKES in lookups.started:
             return
         if ad_users is not None and ad_users:
             return
         lookups.start(
-            "lookalikes",
+            _LOOKALIKES,
             onprem.find_lookalikes,
             target.display_name,
             target.given_name,
@@ -105,7 +142,7 @@ def check_match(
         if dirs.policy.create_ou and primary:
             # KB step 2: which names a new account could take, read alongside the lookalikes.
             lookups.start(
-                "account_names",
+                _ACCOUNT_NAMES,
                 onprem.account_names,
                 dirs.policy.create_ou,
                 cn_candidates(target),
@@ -113,25 +150,25 @@ def check_match(
                 target.user_principal_name,
             )
 
-    for name, value in lookups.as_completed():
-        if name == "cloud_users":
-            target = choose_target(value, address)
+    for key in lookups.as_completed():
+        if key is _CLOUD_USERS:
+            target = choose_target(lookups.get(_CLOUD_USERS), address)
             if target is not None:
-                lookups.start("mailbox", cloud.has_mailbox, target.id)
-                lookups.start("roles", cloud.roles, target.id)
+                lookups.start(_MAILBOX, cloud.has_mailbox, target.id)
+                lookups.start(_ROLES, cloud.roles, target.id)
                 primary = primary_smtp(target.proxy_addresses, target.mail)
                 if primary and not same_address(primary, address):
                     # An alias was typed: uniqueness is about the address the match will use.
-                    lookups.start("cloud_holders", cloud.find_holders, primary)
-                    lookups.start("onprem_holders", onprem.find_holders, primary)
+                    lookups.start(_CLOUD_HOLDERS, cloud.find_holders, primary)
+                    lookups.start(_ONPREM_HOLDERS, onprem.find_holders, primary)
                 look_alike()
-        elif name == "onprem_users":
-            ad_users = value
-            if len(value) == 1:
-                user = value[0]
-                lookups.start("anchor_owners", cloud.find_by_anchor, user.anchor, user.object_sid)
+        elif key is _ONPREM_USERS:
+            ad_users = lookups.get(_ONPREM_USERS)
+            if len(ad_users) == 1:
+                user = ad_users[0]
+                lookups.start(_ANCHOR_OWNERS, cloud.find_by_anchor, user.anchor, user.object_sid)
                 lookups.start(
-                    "deleted_anchor_owners",
+                    _DELETED_ANCHOR_OWNERS,
                     cloud.find_deleted_by_anchor,
                     user.anchor,
                     user.object_sid,
@@ -140,42 +177,45 @@ def check_match(
                 # holding the address include its UPN owner (saves a round trip).
                 upn = user.user_principal_name
                 if upn and not same_address(upn, address):
-                    lookups.start("upn_owner", cloud.find_user_by_upn, upn)
+                    lookups.start(_UPN_OWNER, cloud.find_user_by_upn, upn)
                 carried = _carried_addresses(user, address)
                 if carried:
-                    lookups.start("carried_holders", cloud.find_holders_of, carried)
+                    lookups.start(_CARRIED_HOLDERS, cloud.find_holders_of, carried)
             look_alike()
 
-    got = lookups.results
-    if len(got["onprem_users"]) == 1 and "upn_owner" not in got:
-        upn = got["onprem_users"][0].user_principal_name
+    cloud_users, onprem_users = lookups.get(_CLOUD_USERS), lookups.get(_ONPREM_USERS)
+    upn_owner = lookups.get_or(_UPN_OWNER, None)
+    if len(onprem_users) == 1 and not lookups.has(_UPN_OWNER):
+        upn = onprem_users[0].user_principal_name
         if upn:
-            got["upn_owner"] = next(
-                (u for u in got["cloud_users"] if same_address(u.user_principal_name, upn)), None
+            upn_owner = next(
+                (u for u in cloud_users if same_address(u.user_principal_name, upn)), None
             )
     facts = Facts(
         address=address,
         onprem_id=onprem_id,
-        cloud_users=tuple(got["cloud_users"]),
-        onprem_users=tuple(got["onprem_users"]),
-        tenant=got["tenant"],
-        mailbox=got.get("mailbox"),
-        roles=got.get("roles"),
-        cloud_holders=_sequence_or_unknown(got["cloud_holders"]),
-        onprem_holders=tuple(got["onprem_holders"]),
-        anchor_owners=tuple(got["anchor_owners"]) if "anchor_owners" in got else None,
-        upn_owner=got.get("upn_owner"),
+        cloud_users=tuple(cloud_users),
+        onprem_users=tuple(onprem_users),
+        tenant=lookups.get(_TENANT),
+        mailbox=lookups.get_or(_MAILBOX, None),
+        roles=lookups.get_or(_ROLES, None),
+        cloud_holders=_tuple_or_unknown(lookups.get(_CLOUD_HOLDERS)),
+        onprem_holders=tuple(lookups.get(_ONPREM_HOLDERS)),
+        anchor_owners=(tuple(lookups.get(_ANCHOR_OWNERS)) if lookups.has(_ANCHOR_OWNERS) else None),
+        upn_owner=upn_owner,
         approved_primary=approved_primary,
         deleted_anchor_owners=(
-            _sequence_or_unknown(got["deleted_anchor_owners"])
-            if "deleted_anchor_owners" in got
+            _tuple_or_unknown(lookups.get(_DELETED_ANCHOR_OWNERS))
+            if lookups.has(_DELETED_ANCHOR_OWNERS)
             else None
         ),
         carried_holders=(
-            _sequence_or_unknown(got["carried_holders"]) if "carried_holders" in got else ()
+            _tuple_or_unknown(lookups.get(_CARRIED_HOLDERS))
+            if lookups.has(_CARRIED_HOLDERS)
+            else ()
         ),
-        lookalikes=tuple(got.get("lookalikes", ())),
-        account_names=got.get("account_names") if not got["onprem_users"] else None,
+        lookalikes=tuple(lookups.get_or(_LOOKALIKES, ())),
+        account_names=lookups.get_or(_ACCOUNT_NAMES, None) if not onprem_users else None,
     )
     return evaluate(facts, dirs.policy)
 
@@ -192,30 +232,44 @@ def _carried_addresses(user: OnPremUser, typed: str) -> tuple[str, ...]:
     return tuple(a for k, a in found.items() if k != typed.casefold() and not is_service_domain(a))
 
 
-def _sequence_or_unknown(value: Any) -> Any:
+def _tuple_or_unknown(value: Sequence[V] | Unknown) -> tuple[V, ...] | Unknown:
     return value if isinstance(value, Unknown) else tuple(value)
 
 
 class _Lookups:
-    """Named lookups on the executor; a later start under the same name supersedes the first
-    (its result is the one kept). The first fault is raised once everything has settled."""
+    """Lookups on the executor, each under a typed key; a later start under the same key
+    supersedes the first (its result is the one kept). The first fault is raised once
+    everything has settled."""
 
     def __init__(self, executor: Executor) -> None:
         self._executor = executor
-        self._pending: dict[Future[Any], str] = {}
-        self._latest: dict[str, Future[Any]] = {}
-        self.results: dict[str, Any] = {}
-        #: Every name started so far.
-        self.started: set[str] = set()
+        self._pending: dict[Future[object], _Key[object]] = {}
+        self._latest: dict[_Key[object], Future[object]] = {}
+        self._results: dict[_Key[object], object] = {}
+        #: Every key started so far.
+        self.started: set[_Key[object]] = set()
 
-    def start(self, name: str, fn: Callable[..., Any], *args: Any) -> None:
-        future = self._executor.submit(fn, *args)
-        self._pending[future] = name
-        self._latest[name] = future
-        self.started.add(name)
+    def start(self, key: _Key[T], fn: Callable[..., T], *args: object) -> None:
+        """Run ``fn(*args)`` on the executor; its result will be ``key``'s."""
+        future: Future[object] = self._executor.submit(fn, *args)
+        self._pending[future] = key
+        self._latest[key] = future
+        self.started.add(key)
 
-    def as_completed(self) -> Iterator[tuple[str, Any]]:
-        """Yield (name, result) of current lookups as they finish; may grow while iterating.
+    def has(self, key: _Key[object]) -> bool:
+        """Whether ``key``'s lookup finished (and was not superseded)."""
+        return key in self._results
+
+    def get(self, key: _Key[T]) -> T:
+        """``key``'s result (its lookup finished)."""
+        return cast(T, self._results[key])
+
+    def get_or(self, key: _Key[T], default: D) -> T | D:
+        """``key``'s result, or ``default`` when that lookup was never started."""
+        return self.get(key) if key in self._results else default
+
+    def as_completed(self) -> Iterator[_Key[object]]:
+        """Yield the key of each current lookup as it finishes; may grow while iterating.
 
         Raises:
             DirectoryError: once everything has settled, when lookups failed: every failing
@@ -225,16 +279,16 @@ class _Lookups:
         while self._pending:
             done, _ = wait(self._pending, return_when=FIRST_COMPLETED)
             for future in done:
-                name = self._pending.pop(future)
-                if self._latest[name] is not future:
+                key = self._pending.pop(future)
+                if self._latest[key] is not future:
                     continue  # superseded
                 error = future.exception()
                 if error is not None:
                     faults.append(error)
                     continue
-                self.results[name] = future.result()
+                self._results[key] = future.result()
                 if not faults:
-                    yield name, self.results[name]
+                    yield key
         if faults:
             raise _combined(faults)
 
