@@ -18,6 +18,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from pydantic import JsonValue
+
 
 class WaveState(StrEnum):
     """Where a wave is in its life."""
@@ -115,7 +117,7 @@ class Wave:
     state: WaveState
     requester_id: str
     reason: str
-    criteria: dict[str, Any]
+    criteria: dict[str, JsonValue]
     count: int
     created_at: datetime
     updated_at: datetime
@@ -128,6 +130,23 @@ class Wave:
     progress_ts: str | None = None
     watch_deadline: datetime | None = None
     version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class NewWaveItem:
+    """A user picked for a wave, as the scan saw it: what the approvers are asked to approve.
+
+    Args:
+        plan: the scan's plan (the ``check --json`` shape).
+        creates: a KB step 2 creation (only when the requester ticked creations).
+    """
+
+    address: str
+    cloud_user_id: str
+    cloud_upn: str
+    onprem_dn: str | None
+    plan: dict[str, Any] | None
+    creates: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ from bot.rules.waves import (
     ITEM_TRANSITIONS,
     REVERTIBLE_ITEM_STATES,
     ItemState,
+    NewWaveItem,
     Wave,
     WaveEvent,
     WaveItem,
@@ -250,14 +251,14 @@ def create_wave(
         "include_creations": include_creations,
     }
     rows = [
-        {
-            "address": i.address,
-            "cloud_user_id": i.cloud_id,
-            "cloud_upn": i.cloud_upn,
-            "onprem_dn": i.onprem_dn,
-            "plan": i.plan,
-            "creates": i.verdict is Verdict.NEEDS_ACCOUNT,
-        }
+        NewWaveItem(
+            address=i.address,
+            cloud_user_id=i.cloud_id,
+            cloud_upn=i.cloud_upn,
+            onprem_dn=i.onprem_dn,
+            plan=i.plan,
+            creates=i.verdict is Verdict.NEEDS_ACCOUNT,
+        )
         for i in picked
     ]
     wave = svc.waves.create_wave(

@@ -18,6 +18,7 @@ from sqlalchemy.engine import RowMapping
 from bot.domain import AuditNote
 from bot.rules.waves import (
     ItemState,
+    NewWaveItem,
     Wave,
     WaveEvent,
     WaveItem,
@@ -68,15 +69,14 @@ class WaveStore:
         scan_id: str,
         requester_id: str,
         reason: str,
-        criteria: dict[str, Any],
-        items: Sequence[dict[str, Any]],
+        criteria: dict[str, JsonValue],
+        items: Sequence[NewWaveItem],
         audit: AuditNote,
     ) -> Wave:
-        """Store a pending wave and its items (each ``pending``) in one transaction.
+        """Store a pending wave and its items (each ``pending``, in the given order) in one
+        transaction.
 
         Args:
-            items: dicts with ``address``, ``cloud_user_id``, ``cloud_upn``, ``onprem_dn``,
-                ``plan`` and ``creates``.
             audit: the ``wave_requested`` event (its details get the wave id).
         """
         now = self._clock()
@@ -99,7 +99,12 @@ class WaveStore:
                 "position": position,
                 "state": str(ItemState.PENDING),
                 "updated_at": now,
-                **item,
+                "address": item.address,
+                "cloud_user_id": item.cloud_user_id,
+                "cloud_upn": item.cloud_upn,
+                "onprem_dn": item.onprem_dn,
+                "plan": item.plan,
+                "creates": item.creates,
             }
             for position, item in enumerate(items)
         ]

@@ -23,7 +23,7 @@ from bot.errors import ConcurrentModification, DirectoryUnavailable
 from bot.ports import AttributeChange, ChangePlan
 from bot.rules.checks import Verdict
 from bot.rules.requests import RequestState
-from bot.rules.waves import ItemState, WaveEvent, WaveState
+from bot.rules.waves import ItemState, NewWaveItem, WaveEvent, WaveState
 from bot.services.check import Directories
 from bot.services.requests import (
     Outcome,
@@ -323,15 +323,15 @@ def test_wave_and_wave_item_states_are_counted_once_when_their_compare_and_set_w
     waves = metrics.instrument_wave_store(WaveStore(store))
     scan, _ = store.start_scan(APPROVER)
 
-    def item(n: int) -> dict[str, object]:
-        return {
-            "address": f"u{n}@contoso.com",
-            "cloud_user_id": f"id-{n}",
-            "cloud_upn": f"u{n}@contoso.com",
-            "onprem_dn": f"CN=u{n},DC=contoso,DC=com",
-            "plan": {},
-            "creates": False,
-        }
+    def item(n: int) -> NewWaveItem:
+        return NewWaveItem(
+            address=f"u{n}@contoso.com",
+            cloud_user_id=f"id-{n}",
+            cloud_upn=f"u{n}@contoso.com",
+            onprem_dn=f"CN=u{n},DC=contoso,DC=com",
+            plan={},
+            creates=False,
+        )
 
     def items(state: ItemState) -> float:
         return value("smtpmatch_wave_items_total", state=state.value)

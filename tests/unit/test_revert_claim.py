@@ -15,7 +15,7 @@ from bot.directories.demo import build_demo_directories
 from bot.domain import AuditNote
 from bot.errors import DirectoryUnavailable
 from bot.rules.requests import RequestState
-from bot.rules.waves import ItemState, WaveEvent
+from bot.rules.waves import ItemState, NewWaveItem, WaveEvent
 from bot.services.check import Directories
 from bot.services.requests import (
     Outcome,
@@ -244,14 +244,14 @@ def test_a_wave_item_follows_its_revert_settled_by_the_sweep(services) -> None:
         reason="r",
         criteria={},
         items=[
-            {
-                "address": ADDRESS,
-                "cloud_user_id": request.cloud_user_id,
-                "cloud_upn": ADDRESS,
-                "onprem_dn": request.onprem_dn,
-                "plan": {},
-                "creates": False,
-            }
+            NewWaveItem(
+                address=ADDRESS,
+                cloud_user_id=request.cloud_user_id,
+                cloud_upn=ADDRESS,
+                onprem_dn=request.onprem_dn,
+                plan={},
+                creates=False,
+            )
         ],
         audit=AuditNote(WaveEvent.REQUESTED, "UREQ"),
     )
