@@ -43,6 +43,7 @@ from bot.services.sync import SyncServices, poll_due_watches, start_watch
 from bot.services.waves import (
     WaveServices,
     due_waves,
+    expire_waves,
     follow_requests,
     poll_waves,
     run_wave,
@@ -239,8 +240,8 @@ class Bot:
     waves: WaveServices | None = None
 
     def start_background(self) -> None:
-        """Start the sweep (expiry, claims stuck in ``approving`` or ``reverting``) and the sync
-        watcher."""
+        """Start the sweep (expiry of requests and waves, claims stuck in ``approving`` or
+        ``reverting``) and the sync watcher."""
         jobs = [(self._sweep_expired, "expiry"), (self._watch_sync, "sync-watch")]
         if self.waves is not None:
             jobs.append((self._watch_waves, "wave-watch"))
@@ -287,6 +288,7 @@ class Bot:
                 settled = recover_stuck_reverts(self.services)
                 if self.waves is not None:  # a wave item's revert: the item follows
                     follow_requests(self.waves, [r.request for r in settled if r.request])
+                    expire_waves(self.waves)
             except Exception:  # a sweep fault must not kill the bot; it is logged and retried
                 log.exception("expiry sweep failed; retrying in 30 s")
 

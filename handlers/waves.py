@@ -52,13 +52,13 @@ from bot.slack_views.waves import (
     HOME_WAVES,
     approval_blocks,
     approval_text,
+    closed_blocks,
+    closed_text,
     home_wave_blocks,
     picker_modal,
     progress_blocks,
     progress_text,
     reject_modal,
-    rejected_blocks,
-    rejected_text,
     result_blocks,
     result_text,
     revert_one_modal,
@@ -108,11 +108,12 @@ class SlackWaveBoard:
             initial_comment="Every user of the wave, with its AD object and planned action.",
         )
 
-    def rejected(self, wave: Wave) -> None:
-        """The approval message shows the rejection; the requester gets the reason by DM."""
+    def closed(self, wave: Wave) -> None:
+        """The approval message shows the rejection or expiry (its buttons gone); the requester
+        gets the reason by DM."""
         self._show_approval(wave)
         self._client.chat_postMessage(
-            channel=wave.requester_id, text=rejected_text(wave), blocks=rejected_blocks(wave)
+            channel=wave.requester_id, text=closed_text(wave), blocks=closed_blocks(wave)
         )
 
     def _show_approval(self, wave: Wave) -> None:

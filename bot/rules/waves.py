@@ -26,6 +26,7 @@ class WaveState(StrEnum):
 
     PENDING = "pending"
     REJECTED = "rejected"
+    EXPIRED = "expired"
     APPLYING = "applying"
     PAUSED = "paused"
     WATCHING = "watching"
@@ -51,11 +52,12 @@ _I = ItemState
 
 WAVE_TRANSITIONS: Mapping[WaveState, frozenset[WaveState]] = MappingProxyType(
     {
-        _W.PENDING: frozenset({_W.APPLYING, _W.REJECTED}),
+        _W.PENDING: frozenset({_W.APPLYING, _W.REJECTED, _W.EXPIRED}),
         _W.APPLYING: frozenset({_W.PAUSED, _W.WATCHING}),
         _W.PAUSED: frozenset({_W.APPLYING}),
         _W.WATCHING: frozenset({_W.DONE}),
         _W.REJECTED: frozenset(),
+        _W.EXPIRED: frozenset(),
         _W.DONE: frozenset(),
     }
 )
@@ -182,6 +184,7 @@ class WaveEvent(StrEnum):
     REQUESTED = "wave_requested"
     APPROVED = "wave_approved"
     REJECTED = "wave_rejected"
+    EXPIRED = "wave_expired"
     APPROVE_REFUSED = "wave_approve_refused"  # any approver-only decision; details["action"]
     PAUSED = "wave_paused"
     RESUMED = "wave_resumed"

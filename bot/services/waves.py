@@ -113,8 +113,9 @@ class WaveBoard(Protocol):
         """The result: the team's summary with the per-user CSV, a DM to the requester."""
         ...
 
-    def rejected(self, wave: Wave) -> None:
-        """The approval message shows the rejection; the requester is told why."""
+    def closed(self, wave: Wave) -> None:
+        """The wave ended without a write (rejected or expired): the approval message shows
+        it, and the requester is told why."""
         ...
 
 
@@ -130,7 +131,7 @@ class NoWaveBoard:
     def finished(self, wave: Wave, counts: dict[ItemState, int], csv_text: str) -> None:
         """Nothing to tell."""
 
-    def rejected(self, wave: Wave) -> None:
+    def closed(self, wave: Wave) -> None:
         """Nothing to tell."""
 
 
@@ -452,8 +453,34 @@ def reject_wave(
     )
     if wave is None:
         return _stale(svc, wave_id)
-    svc.board.rejected(wave)
+    svc.board.closed(wave)
     return WaveResult(WaveOutcome.REJECTED, wave=wave, message="Rejected.")
+
+
+def expire_waves(svc: WaveServices) -> list[Wave]:
+    """Expire the waves nobody decided within the requests' time to live
+    (``SMTPMATCH_REQUEST_TTL_HOURS``), as single requests expire: no old "Approve all" stays
+    clickable. Each is a compare-and-set (an approval racing it wins or loses whole), audited,
+    shown on its approval message and told to its requester."""
+    cutoff = svc.clock() - svc.requests.ttl
+    hours = svc.requests.ttl.total_seconds() / 3600
+    expired = []
+    for wave in svc.waves.list_waves(states=[WaveState.PENDING], limit=100):
+        if wave.created_at > cutoff:
+            continue
+        note = f"no approver decided within {hours:g} hours"
+        moved = svc.waves.transition_wave(
+            wave.id,
+            [WaveState.PENDING],
+            WaveState.EXPIRED,
+            audit=AuditNote(W.EXPIRED, None, {"why": note}),
+            decided_at=svc.clock(),
+            note=note,
+        )
+        if moved is not None:
+            svc.board.closed(moved)
+            expired.append(moved)
+    return expired
 
 
 # -- applying ----------------------------------------------------------------------------------

@@ -346,18 +346,23 @@ def reject_modal(wave_id: str) -> Block:
     )
 
 
-def rejected_text(wave: Wave) -> str:
-    """What the requester is told when the wave is turned down (the bot's words; the reason
-    is the approver's, shown literally)."""
+def closed_text(wave: Wave) -> str:
+    """What the requester is told when the wave ended without a write: rejected (with the
+    approver's reason, shown literally) or expired."""
+    if wave.state is WaveState.EXPIRED:
+        return (
+            f"Wave `{wave.id}` of {wave.count} users expired: {escape(wave.note or '')}. "
+            "Nothing was written; ask again from a fresh scan if it is still needed."
+        )
     return (
         f"Wave `{wave.id}` of {wave.count} users was rejected by {mention(wave.approver_id)}: "
         f"{escape(wave.note or '')}. Nothing was written."
     )
 
 
-def rejected_blocks(wave: Wave) -> list[Block]:
-    """The requester's DM about a rejected wave."""
-    return [_section(rejected_text(wave))]
+def closed_blocks(wave: Wave) -> list[Block]:
+    """The requester's DM about a wave that ended without a write."""
+    return [_section(closed_text(wave))]
 
 
 #: How many waves App Home lists.

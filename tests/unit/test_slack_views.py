@@ -251,5 +251,10 @@ def test_wave_modals_and_the_rejection_dm_show_values_literally() -> None:
     assert reject["callback_id"] == WaveActionId.REJECT_SUBMIT
     [field] = [b for b in reject["blocks"] if b["type"] == "input"]
     assert field.get("optional") is not True  # a rejection always says why
-    told = flat(wave_views.rejected_blocks(a_wave(state=WaveState.REJECTED, note="<!channel> no")))
+    told = flat(wave_views.closed_blocks(a_wave(state=WaveState.REJECTED, note="<!channel> no")))
     assert "<@U0APPROVER>" in told and "<!channel>" not in told and "&lt;!channel&gt;" in told
+    note = "no approver decided within 24 hours"
+    expired = flat(
+        wave_views.closed_blocks(a_wave(state=WaveState.EXPIRED, approver_id=None, note=note))
+    )
+    assert "expired: no approver decided within 24 hours" in expired and "<@" not in expired

@@ -5,23 +5,25 @@ and never by the requester."""
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
 from bot.rules.checks import Verdict
-from bot.rules.waves import InvalidWaveTransition, ItemState, WaveEvent, WaveState
+from bot.rules.waves import InvalidWaveTransition, ItemState, Wave, WaveEvent, WaveState
 from bot.scan.model import ScanItem, ScanResult
 from bot.services.check import Directories
 from bot.services.requests import RequestServices
 from bot.services.waves import (
     STOPPED_REASON,
+    NoWaveBoard,
     WaveOutcome,
     WaveServices,
     approve_wave,
     create_wave,
+    expire_waves,
     reject_wave,
     select_items,
     stop_wave,
@@ -225,3 +227,30 @@ def test_stop_skips_only_unclaimed_items_once_and_only_for_the_requester_or_appr
     again = stop_wave(svc, wave.id, "UREQ", Team())
     assert again.outcome is WaveOutcome.STOPPED and "0 users" in again.message
     assert len([e for e in svc.requests.store.list_audit() if e.event == "wave_item_skipped"]) == 3
+
+
+def test_an_undecided_wave_expires_after_the_requests_time_to_live_once(
+    svc: WaveServices,
+) -> None:
+    wave = create_wave(svc, scan_id=scan_id(svc), requester_id="UREQ", reason="r").wave
+    assert wave is not None
+    closed: list[Wave] = []
+
+    class Board(NoWaveBoard):
+        def closed(self, wave: Wave) -> None:
+            closed.append(wave)
+
+    svc.board = Board()
+    created = wave.created_at
+    svc.clock = lambda: created + timedelta(hours=23)
+    assert expire_waves(svc) == []
+    svc.clock = lambda: created + timedelta(hours=25)
+    [expired] = expire_waves(svc)
+    assert expired.state is WaveState.EXPIRED and "24 hours" in (expired.note or "")
+    assert [w.id for w in closed] == [wave.id]  # shown, and the requester told
+    assert expire_waves(svc) == []  # once
+    late = approve_wave(svc, wave.id, "UAPPROVER", Team())
+    assert late.outcome is WaveOutcome.STALE and "expired" in late.message
+    assert svc.waves.counts(wave.id)[ItemState.PENDING] == 4  # nothing was claimed
+    events = [e.event for e in svc.requests.store.list_audit() if e.event.startswith("wave_")]
+    assert events.count("wave_expired") == 1 and "wave_approved" not in events
