@@ -5,51 +5,31 @@ AD write and its audit event always agree."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
-
-from bot.directories.demo import build_demo_directories
 from bot.domain import AuditNote
 from bot.errors import DirectoryUnavailable
 from bot.rules.requests import RequestState
 from bot.rules.waves import ItemState, NewWaveItem, WaveEvent
-from bot.services.check import Directories
 from bot.services.requests import (
     Outcome,
-    RequestServices,
     recover_stuck_reverts,
     revert_request,
 )
 from bot.services.waves import NoWaveBoard, WaveServices, follow_requests
-from bot.store.repository import Store
 from bot.store.waves import WaveStore
+from tests.unit import test_request_services as request_tests
 from tests.unit.test_request_services import (
     APPROVER,
     GROUP_MEMBER,
-    Clock,
     Team,
     ad_user,
     approved,
 )
 
-
-@pytest.fixture
-def services(tmp_path) -> Iterator[tuple[RequestServices, Any, Any]]:
-    ad, cloud, policy = build_demo_directories()
-    clock = Clock()
-    store = Store(f"sqlite:///{tmp_path / 'smtpmatch.db'}", clock=clock)
-    store.migrate()
-    svc = RequestServices(
-        dirs=Directories(ad, cloud, policy),
-        store=store,
-        approvers=(APPROVER, "S0ADMINS"),
-        clock=clock,
-    )
-    yield svc, ad, cloud
-    store.close()
+#: The request tests' world (request services on the demo directories), under this file's name.
+services = request_tests.world
 
 
 ADDRESS = "paul.primary@contoso.com"
