@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -101,11 +101,18 @@ class BotWorld:
         )
 
     @contextlib.contextmanager
-    def running(self, *, slow: float = 0.0, **overrides: Any) -> Iterator[Driver]:
+    def running(
+        self,
+        *,
+        slow: float = 0.0,
+        onprem: Callable[[OnPremDirectory], OnPremDirectory] | None = None,
+        **overrides: Any,
+    ) -> Iterator[Driver]:
         """Start a bot (a fresh process-like instance on the same database) and drive it.
 
         Args:
             slow: seconds every directory call waits first (a slow DC or Graph).
+            onprem: wraps the bot's Active Directory (an outage drill).
             overrides: settings to change for this bot.
         """
         settings = self.settings.model_copy(update=overrides) if overrides else self.settings
@@ -118,6 +125,8 @@ class BotWorld:
                 cloud=cast(CloudDirectory, Slow(dirs.cloud, slow)),
                 policy=dirs.policy,
             )
+        if onprem is not None:
+            dirs = Directories(onprem=onprem(dirs.onprem), cloud=dirs.cloud, policy=dirs.policy)
         bot = build_bot(settings, directories=dirs, store=store)
         self.bots.append(bot)
         bot.start_background()

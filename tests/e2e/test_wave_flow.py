@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,8 +23,6 @@ from bot.cli import main
 from bot.errors import DirectoryUnavailable
 from bot.ports import OnPremDirectory
 from bot.rules.waves import ItemState, Wave, WaveState
-from bot.server import build_bot, build_http_app
-from bot.services.check import Directories
 from bot.settings import SyncTrigger
 from bot.slack_views.ids import (
     FIELD_LIMIT,
@@ -48,7 +46,7 @@ from tests.e2e.conftest import (
 )
 from tests.support.graph_emulator import LdapParams, SyncWebhook
 from tests.support.samba import SambaDC
-from tests.support.slack_fake import PostedMessage, SlackDriver, find_action, serve_asgi
+from tests.support.slack_fake import PostedMessage, find_action
 
 SECRET = "wave-webhook-secret"
 HELPDESK = "C_HELPDESK"
@@ -89,42 +87,25 @@ class FlakyAd:
         return call
 
 
-@contextlib.contextmanager
 def running(
     world: BotWorld,
     webhook_url: str,
     *,
     onprem: Callable[[OnPremDirectory], OnPremDirectory] | None = None,
     **overrides: Any,
-) -> Iterator[Driver]:
-    """A bot with the webhook sync trigger (and, optionally, a wrapped AD)."""
-    settings = world.settings.model_copy(
-        update={
+) -> contextlib.AbstractContextManager[Driver]:
+    """A bot with the webhook sync trigger, unpaced waves (and, optionally, a wrapped AD)."""
+    return world.running(
+        onprem=onprem,
+        **{
             "smtpmatch_sync_trigger": SyncTrigger.WEBHOOK,
             "smtpmatch_sync_webhook_url": webhook_url,
             "smtpmatch_sync_webhook_secret": SecretStr(SECRET),
             "smtpmatch_sync_poll_seconds": 0.2,
             "smtpmatch_wave_writes_per_minute": 0,
         }
-        | overrides
+        | overrides,
     )
-    store = Store(world.store_url)
-    store.migrate()
-    dirs = world.directories()
-    if onprem is not None:
-        dirs = Directories(onprem=onprem(dirs.onprem), cloud=dirs.cloud, policy=dirs.policy)
-    bot = build_bot(settings, directories=dirs, store=store)
-    world.bots.append(bot)
-    bot.start_background()
-    try:
-        with (
-            serve_asgi(build_http_app(bot)) as served,
-            SlackDriver(served.events_url, world.slack) as driver,
-        ):
-            yield Driver(driver, world.slack, bot)
-    finally:
-        bot.stop()
-        store.close()
 
 
 @pytest.fixture
