@@ -42,6 +42,7 @@ from bot.directories.entra import EntraDirectory
 from bot.rules.engine import Policy
 from bot.services.check import Directories, check_match
 from bot.settings import Settings
+from tests.support.environment import directory_environment
 from tests.support.graph_emulator import GraphEmulator
 from tests.support.samba import SambaDC
 
@@ -181,29 +182,9 @@ def seed(dc: SambaDC, graph: GraphEmulator, users: int, rng: random.Random) -> P
 
 
 def _environment(dc: SambaDC, graph: GraphEmulator, database: Path, scope: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("LDAP_", "AZURE_", "GRAPH_", "SMTPMATCH_", "SLACK_"))
-    }
-    env.update(
-        LDAP_URL=dc.ldaps_url,
-        LDAP_BIND_DN=dc.admin_dn,
-        LDAP_BIND_PASSWORD=dc.admin_password,
-        LDAP_BASE_DN=dc.base_dn,
-        LDAP_CA_FILE=str(dc.ca_file),
-        LDAP_TIMEOUT_SECONDS="60",
-        AZURE_TENANT_ID=graph.tenant_id,
-        AZURE_CLIENT_ID=graph.client_id,
-        AZURE_CLIENT_SECRET=graph.client_secret,
-        AZURE_AUTHORITY_HOST=graph.authority_host,
-        GRAPH_URL=graph.url,
-        SSL_CERT_FILE=str(graph.ca_file),
-        REQUESTS_CA_BUNDLE=str(graph.ca_file),
-        SMTPMATCH_SYNC_SCOPE=scope,
-        SMTPMATCH_DATABASE_URL=f"sqlite:///{database}",
+    return directory_environment(
+        dc, graph, scope=scope, ldap_timeout=60, SMTPMATCH_DATABASE_URL=f"sqlite:///{database}"
     )
-    return env
 
 
 def main() -> None:

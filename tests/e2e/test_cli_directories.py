@@ -4,41 +4,20 @@ Samba DC and the HTTPS Graph emulator (a separate process, as an admin would run
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
 from typing import Any
 
+from tests.support.environment import directory_environment
 from tests.support.graph_emulator import GraphEmulator
 from tests.support.samba import AdSandbox, SambaDC
 
 
-def environment(samba_dc: SambaDC, graph: GraphEmulator, ad: AdSandbox, **extra: str) -> dict:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("LDAP_", "AZURE_", "GRAPH_", "SMTPMATCH_", "SLACK_"))
-    }
-    env.update(
-        LDAP_URL=samba_dc.ldaps_url,
-        LDAP_BIND_DN=samba_dc.admin_dn,
-        LDAP_BIND_PASSWORD=samba_dc.admin_password,
-        LDAP_BASE_DN=samba_dc.base_dn,
-        LDAP_CA_FILE=str(samba_dc.ca_file),
-        LDAP_TIMEOUT_SECONDS="3",
-        AZURE_TENANT_ID=graph.tenant_id,
-        AZURE_CLIENT_ID=graph.client_id,
-        AZURE_CLIENT_SECRET=graph.client_secret,
-        AZURE_AUTHORITY_HOST=graph.authority_host,
-        GRAPH_URL=graph.url,
-        # HTTPS trust follows the usual variables: here, the emulator's test CA.
-        SSL_CERT_FILE=str(graph.ca_file),
-        REQUESTS_CA_BUNDLE=str(graph.ca_file),
-        SMTPMATCH_SYNC_SCOPE=ad.ou,
-    )
-    env.update(extra)
-    return env
+def environment(
+    samba_dc: SambaDC, graph: GraphEmulator, ad: AdSandbox, **extra: str
+) -> dict[str, str]:
+    return directory_environment(samba_dc, graph, scope=ad.ou, **extra)
 
 
 def run_check(env: dict, *args: str) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,6 @@ once, and every log line is JSON."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.rules.requests import RequestState
 from bot.slack_views.ids import REASON_ACTION, REASON_BLOCK, ActionId, CallbackId
 from bot.store.repository import Store
+from tests.support.environment import directory_environment
 from tests.support.graph_emulator import GraphEmulator, LdapParams
 from tests.support.samba import AdSandbox, SambaDC
 from tests.support.slack_fake import (
@@ -87,33 +87,17 @@ def replica_env(
 ) -> dict[str, str]:
     """The environment both replicas share (what a ConfigMap and a Secret would hold)."""
     assert store_url.startswith("postgresql")
-    overrides = graph.settings_overrides()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SLACK_", "SMTPMATCH_", "LDAP_", "AZURE_", "GRAPH_"))
-    }
-    env.update(
+    return directory_environment(
+        samba_dc,
+        graph,
+        scope=ad.ou,
+        ldap_timeout=5,
         SLACK_BOT_TOKEN=BOT_TOKEN,
         SLACK_SIGNING_SECRET=SIGNING_SECRET,
         SLACK_API_URL=slack_api.url,
         SMTPMATCH_APPROVAL_CHANNEL=APPROVAL_CHANNEL,
         SMTPMATCH_NOTIFY_CHANNEL=NOTIFY_CHANNEL,
         SMTPMATCH_APPROVERS=f"{APPROVER},{OTHER_APPROVER}",
-        LDAP_URL=samba_dc.ldaps_url,
-        LDAP_BIND_DN=samba_dc.admin_dn,
-        LDAP_BIND_PASSWORD=str(samba_dc.admin_password),
-        LDAP_BASE_DN=samba_dc.base_dn,
-        LDAP_CA_FILE=str(samba_dc.ca_file),
-        LDAP_TIMEOUT_SECONDS="5",
-        SMTPMATCH_SYNC_SCOPE=ad.ou,
-        AZURE_TENANT_ID=str(overrides["azure_tenant_id"]),
-        AZURE_CLIENT_ID=str(overrides["azure_client_id"]),
-        AZURE_CLIENT_SECRET=str(overrides["azure_client_secret"]),
-        AZURE_AUTHORITY_HOST=str(overrides["azure_authority_host"]),
-        GRAPH_URL=str(overrides["graph_url"]),
-        SSL_CERT_FILE=str(graph.ca_file),
-        REQUESTS_CA_BUNDLE=str(graph.ca_file),
         SMTPMATCH_DATABASE_URL=store_url,
         SMTPMATCH_SYNC_TRIGGER="webhook",
         SMTPMATCH_SYNC_WEBHOOK_URL=graph.sync_webhook_url,
@@ -121,7 +105,6 @@ def replica_env(
         SMTPMATCH_SYNC_POLL_SECONDS="0.2",
         SMTPMATCH_LOG_FORMAT="json",
     )
-    return env
 
 
 def start_replica(name: str, env: dict[str, str], folder: Path) -> Replica:
