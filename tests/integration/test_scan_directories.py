@@ -181,6 +181,12 @@ def seed_mixed_tenant(ad: AdSandbox, graph: GraphEmulator, samba_dc: SambaDC) ->
 
 
 @pytest.fixture
+def tenant(ad: AdSandbox, graph: GraphEmulator, samba_dc: SambaDC) -> Tenant:
+    """The mixed tenant, seeded on Samba and the emulator."""
+    return seed_mixed_tenant(ad, graph, samba_dc)
+
+
+@pytest.fixture
 def directories(
     ad_settings: Settings, graph_settings: Settings, graph: GraphEmulator
 ) -> Iterator[tuple[ActiveDirectory, EntraDirectory]]:
@@ -212,12 +218,9 @@ def assert_same_as_check(result: ScanResult, dirs: Directories) -> None:
 
 
 def test_every_item_of_a_mixed_tenant_gets_the_verdict_check_gives_its_address(
-    ad: AdSandbox,
-    graph: GraphEmulator,
-    samba_dc: SambaDC,
+    tenant: Tenant,
     directories: tuple[ActiveDirectory, EntraDirectory],
 ) -> None:
-    tenant = seed_mixed_tenant(ad, graph, samba_dc)
     onprem, cloud = directories
 
     result = run_scan(LiveScanSource(onprem, cloud), tenant.policy)
@@ -232,12 +235,10 @@ def test_every_item_of_a_mixed_tenant_gets_the_verdict_check_gives_its_address(
 
 
 def test_the_bulk_read_costs_a_handful_of_graph_requests_not_fifteen_per_user(
-    ad: AdSandbox,
+    tenant: Tenant,
     graph: GraphEmulator,
-    samba_dc: SambaDC,
     directories: tuple[ActiveDirectory, EntraDirectory],
 ) -> None:
-    tenant = seed_mixed_tenant(ad, graph, samba_dc)
     onprem, cloud = directories
     graph.state.requests.clear()
 
@@ -254,12 +255,9 @@ def test_the_bulk_read_costs_a_handful_of_graph_requests_not_fifteen_per_user(
 
 
 def test_the_mailbox_the_scan_reads_is_what_the_per_user_check_reads(
-    ad: AdSandbox,
-    graph: GraphEmulator,
-    samba_dc: SambaDC,
+    tenant: Tenant,
     directories: tuple[ActiveDirectory, EntraDirectory],
 ) -> None:
-    seed_mixed_tenant(ad, graph, samba_dc)
     onprem, cloud = directories
     snapshot = LiveScanSource(onprem, cloud).read()
     members = [u.id for u in snapshot.users if u.user_type == "Member"]
@@ -272,12 +270,10 @@ def test_the_mailbox_the_scan_reads_is_what_the_per_user_check_reads(
 
 
 def test_a_429_storm_mid_scan_still_completes_with_the_same_result(
-    ad: AdSandbox,
+    tenant: Tenant,
     graph: GraphEmulator,
-    samba_dc: SambaDC,
     directories: tuple[ActiveDirectory, EntraDirectory],
 ) -> None:
-    tenant = seed_mixed_tenant(ad, graph, samba_dc)
     onprem, cloud = directories
     calm = run_scan(LiveScanSource(onprem, cloud), tenant.policy)
     graph.state.requests.clear()
@@ -291,13 +287,10 @@ def test_a_429_storm_mid_scan_still_completes_with_the_same_result(
 
 
 def test_an_unreachable_directory_fails_the_scan_with_nothing_judged(
-    ad: AdSandbox,
-    graph: GraphEmulator,
-    samba_dc: SambaDC,
+    tenant: Tenant,
     ad_settings: Settings,
     directories: tuple[ActiveDirectory, EntraDirectory],
 ) -> None:
-    tenant = seed_mixed_tenant(ad, graph, samba_dc)
     _, cloud = directories
     dead = ActiveDirectory.from_settings(
         ad_settings.model_copy(
@@ -318,13 +311,11 @@ def test_an_unreachable_directory_fails_the_scan_with_nothing_judged(
 
 
 def test_through_a_graph_like_throttle_the_scan_waits_out_every_429_and_gets_the_same_result(
-    ad: AdSandbox,
+    tenant: Tenant,
     graph: GraphEmulator,
-    samba_dc: SambaDC,
     graph_settings: Settings,
     directories: tuple[ActiveDirectory, EntraDirectory],
 ) -> None:
-    tenant = seed_mixed_tenant(ad, graph, samba_dc)
     onprem, cloud = directories
     calm = run_scan(LiveScanSource(onprem, cloud), tenant.policy)
     waits: list[float] = []
