@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import math
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from bot.settings import Settings
 from bot.slack_views.ids import FIELD_REASON, WaveActionId
 from bot.store.repository import Store
 from bot.store.waves import WaveStore
+from tests.support.bot_process import free_port
 from tests.support.graph_emulator import GraphEmulator, LdapParams
 from tests.support.samba import SambaDC, SambaError
 from tests.support.slack_fake import (
@@ -90,12 +90,6 @@ def seed(dc: SambaDC, graph: GraphEmulator, users: int) -> tuple[Policy, list[st
         )
     _ldap_add_all(dc, entries)
     return Policy(sync_scope=(scope,)), addresses
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _environment(
@@ -180,7 +174,7 @@ def main() -> int:
         database = work / "bench.db"
         Store(f"sqlite:///{database}").migrate()
         with FakeSlackApi() as slack:
-            port = _free_port()
+            port = free_port()
             env = _environment(dc, graph, slack, database, policy.sync_scope[0])
             env["SMTPMATCH_PORT"] = str(port)
             bot = subprocess.Popen(

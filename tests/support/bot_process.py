@@ -40,12 +40,17 @@ class BotProcess:
         """The base URL (``http://127.0.0.1:PORT``)."""
         return f"http://127.0.0.1:{self.port}"
 
+    def status_kb(self, field: str) -> int:
+        """A memory figure of ``/proc/PID/status`` in KiB: ``VmRSS`` (resident now) or
+        ``VmHWM`` (the resident peak). Linux only."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+        raise AssertionError(f"no {field}")
+
     def rss_kb(self) -> int:
         """Resident memory now, in KiB."""
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise AssertionError("no VmRSS")
+        return self.status_kb("VmRSS")
 
 
 @contextlib.contextmanager
