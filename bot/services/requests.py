@@ -783,7 +783,7 @@ def recover_stuck_reverts(svc: RequestServices) -> list[Result]:
             result = _release_revert(
                 svc,
                 request,
-                actor or "",
+                actor,
                 came_from or RequestState.APPLIED,
                 Outcome.CONFLICT if written is _Written.NEITHER else Outcome.OUTAGE,
                 why,
@@ -882,7 +882,7 @@ def _record_reverted(
 def _release_revert(
     svc: RequestServices,
     request: MatchRequest,
-    actor: str,
+    actor: str | None,
     came_from: RequestState,
     outcome: Outcome,
     why: str,
