@@ -177,7 +177,11 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     audit.add_argument(
         "--format", choices=("json", "csv"), default="json", help="output format (default json)"
     )
-    audit.add_argument("--request", metavar="ID", help="only the events of this match request")
+    audit.add_argument(
+        "--request",
+        metavar="ID",
+        help="only the events of this match request (an older id starting with '-': --request=ID)",
+    )
     audit.add_argument(
         "--wave", metavar="ID", help="only the events of this wave and of its users' requests"
     )

@@ -125,12 +125,18 @@ def _utcnow() -> datetime:
 
 
 def new_request_id() -> str:
-    """Return a fresh short random url-safe request id (12 characters, 72 random bits).
+    """Return a fresh short random url-safe id (12 characters) for a request, a scan or a wave.
+
+    It never starts with ``-``, so it can be typed after an option (``smtpmatch audit
+    --request ID``) without being taken for one.
 
     Returns:
         The id; it travels in Slack button values, so it stays short.
     """
-    return secrets.token_urlsafe(9)
+    while True:
+        value = secrets.token_urlsafe(9)
+        if not value.startswith("-"):
+            return value
 
 
 class Store:

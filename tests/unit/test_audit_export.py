@@ -13,7 +13,7 @@ from pydantic import JsonValue
 from bot.audit_export import of_wave
 from bot.cli import main
 from bot.domain import AuditEvent
-from bot.store.repository import Store
+from bot.store.repository import Store, new_request_id
 
 
 @pytest.fixture
@@ -88,3 +88,10 @@ def test_a_wave_filter_keeps_the_wave_and_its_users_requests_only() -> None:
     ]
     assert [e.id for e in of_wave(events, "W1")] == [1, 3, 4]
     assert of_wave(events, "W3") == []
+
+
+def test_ids_never_start_with_a_dash_so_they_can_follow_an_option() -> None:
+    # One id in 64 started with "-" before, and `audit --request -Xy…` was an argparse error.
+    ids = [new_request_id() for _ in range(2000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert len(set(ids)) == len(ids) and {len(i) for i in ids} == {12}
